@@ -1,0 +1,242 @@
+"""Behaviour around the env loop: SafetyLimits and RealTimeRate (more wrappers come with their features)."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, SupportsFloat
+
+import gymnasium as gym
+import numpy as np
+
+from robot.core.errors import ConfigError, SafetyError
+from robot.core.spec import ActionMode
+
+
+@dataclass(frozen=True)
+class SafetyConfig:
+    """Limits enforced on every action before it reaches the robot."""
+
+    max_faults: int = 2
+    """Faults (non-finite action, stale observation) per episode; this many raise SafetyError."""
+    max_obs_age_s: float = 0.25
+    """An observation older than this (robot clock) is stale: hold instead of acting on it."""
+    workspace_low: tuple[float, float, float] | None = (0.2, -0.45, 0.0)
+    """End-effector position lower bound (m, base frame) for ee-delta robots; None disables."""
+    workspace_high: tuple[float, float, float] | None = (0.8, 0.45, 0.6)
+    """End-effector position upper bound (m, base frame) for ee-delta robots; None disables."""
+    max_joint_step: float = 0.25
+    """Largest change (rad) of a joint target from the measured position in one step (joint-position robots)."""
+    joint_margin: float = 0.01
+    """Joint targets stay this far (rad) inside the position limits."""
+
+    def __post_init__(self) -> None:
+        if self.max_faults < 1:
+            raise ConfigError(f"SafetyConfig.max_faults must be >= 1, got {self.max_faults}")
+        if (self.workspace_low is None) != (self.workspace_high is None):
+            raise ConfigError("SafetyConfig: give both workspace_low and workspace_high, or neither")
+        if self.workspace_low is not None and self.workspace_high is not None and not all(
+            lo < hi for lo, hi in zip(self.workspace_low, self.workspace_high, strict=True)
+        ):
+            raise ConfigError(f"SafetyConfig: workspace_low {self.workspace_low} must be < high {self.workspace_high}")
+
+
+class SafetyLimits(gym.Wrapper[dict[str, np.ndarray], np.ndarray, dict[str, np.ndarray], np.ndarray]):
+    """Rejects non-finite actions and stale observations (hold, then SafetyError), clips and limits the rest.
+
+    Works on any env with a Box action space; on a RobotEnv it also knows the hold action, the robot clock
+    and the embodiment (workspace / joint limits). `info["safety"]` reports what was done at each step.
+    """
+
+    def __init__(self, env: gym.Env[Any, Any], config: SafetyConfig | None = None) -> None:
+        super().__init__(env)
+        if not isinstance(env.action_space, gym.spaces.Box):
+            raise ConfigError(f"SafetyLimits needs a Box action space, got {env.action_space}")
+        self.config = config or SafetyConfig()
+        self._low = np.asarray(env.action_space.low, dtype=np.float64)
+        self._high = np.asarray(env.action_space.high, dtype=np.float64)
+        base = env.unwrapped
+        self._robot_env = base if hasattr(base, "hold_action") and hasattr(base, "robot") else None
+        self._names: tuple[str, ...] = (
+            self._robot_env.embodiment.action.names
+            if self._robot_env is not None
+            else tuple(f"a[{i}]" for i in range(self._low.size))
+        )
+        self._faults = 0
+        self._last_obs: Any = None
+        self.totals = {"faults": 0, "clipped": 0, "limited": 0, "held": 0}
+
+    def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
+        """Reset the env and the per-episode fault count."""
+        obs, info = self.env.reset(**kwargs)
+        self._faults = 0
+        self._last_obs = obs
+        return obs, info
+
+    def _hold(self) -> np.ndarray:
+        if self._robot_env is not None:
+            return np.asarray(self._robot_env.hold_action(), dtype=np.float64)
+        # For delta-action envs (Fetch, most gymnasium-robotics arms) zero is "do not move".
+        return np.clip(np.zeros_like(self._low), self._low, self._high)
+
+    def _obs_age(self) -> float:
+        if self._robot_env is None or not isinstance(self._last_obs, dict) or "time/state" not in self._last_obs:
+            return 0.0
+        return float(self._robot_env.robot.now() - float(self._last_obs["time/state"]))
+
+    def _fault(self, reason: str) -> np.ndarray:
+        self._faults += 1
+        self.totals["faults"] += 1
+        if self._faults >= self.config.max_faults:
+            raise SafetyError(
+                f"{reason}; this is fault {self._faults} of {self.config.max_faults} allowed this episode, "
+                "so the episode is stopped with the robot held. Check the policy output / sensor link, then reset."
+            )
+        self.totals["held"] += 1
+        return self._hold()
+
+    def _limit(self, a: np.ndarray) -> tuple[np.ndarray, int]:
+        """Workspace / joint-step limits in normalized units; returns the action and the dims changed."""
+        renv = self._robot_env
+        if renv is None or not isinstance(self._last_obs, dict):
+            return a, 0
+        aspec = renv.embodiment.action
+        phys = aspec.to_physical(a)
+        before = phys.copy()
+        cfg = self.config
+        if aspec.mode is ActionMode.EE_DELTA and cfg.workspace_low is not None and "state/ee_pose" in self._last_obs:
+            pos = np.asarray(self._last_obs["state/ee_pose"], dtype=np.float64)[:3]
+            lo = np.asarray(cfg.workspace_low) - pos
+            hi = np.asarray(cfg.workspace_high) - pos
+            # A delta may always move back toward the box, never further out of it.
+            phys[:3] = np.clip(phys[:3], np.minimum(lo, 0.0), np.maximum(hi, 0.0))
+        elif aspec.mode is ActionMode.JOINT_POS and "state/joint_pos" in self._last_obs:
+            q = np.asarray(self._last_obs["state/joint_pos"], dtype=np.float64)
+            n = min(q.size, len(renv.embodiment.joints))
+            jlo, jhi = renv.embodiment.joint_limits()
+            m = cfg.joint_margin
+            phys[:n] = np.clip(phys[:n], q[:n] - cfg.max_joint_step, q[:n] + cfg.max_joint_step)
+            phys[:n] = np.clip(phys[:n], jlo[:n] + m, jhi[:n] - m)
+        changed = int(np.count_nonzero(~np.isclose(phys, before, rtol=0.0, atol=1e-12)))
+        return aspec.to_normalized(phys), changed
+
+    def step(self, action: np.ndarray) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
+        """Check, limit and forward one action."""
+        a = np.asarray(action, dtype=np.float64)
+        if a.shape != self._low.shape:
+            raise ConfigError(f"action shape {a.shape} does not match the action space {self._low.shape}")
+        held, reason = False, ""
+        bad = ~np.isfinite(a)
+        age = self._obs_age()
+        if bad.any():
+            dims = [self._names[i] for i in np.flatnonzero(bad)]
+            reason = f"non-finite action in dimensions {dims}"
+            a, held = self._fault(reason), True
+        elif age > self.config.max_obs_age_s:
+            reason = f"stale observation: {age * 1e3:.0f} ms old (limit {self.config.max_obs_age_s * 1e3:.0f} ms)"
+            a, held = self._fault(reason), True
+        clipped = np.clip(a, self._low, self._high)
+        n_clipped = int(np.count_nonzero(clipped != a))
+        limited, n_limited = self._limit(clipped)
+        self.totals["clipped"] += n_clipped
+        self.totals["limited"] += n_limited
+        obs, reward, terminated, truncated, info = self.env.step(limited.astype(np.float32))
+        self._last_obs = obs
+        info["safety"] = {
+            "held": held,
+            "reason": reason,
+            "clipped": n_clipped,
+            "limited": n_limited,
+            "faults": self._faults,
+        }
+        return obs, reward, terminated, truncated, info
+
+
+@dataclass(frozen=True)
+class RateConfig:
+    """Real-time pacing."""
+
+    hz: float | None = None
+    """Loop rate; None takes the robot's control_hz (or the env's render_fps)."""
+    window: int = 1000
+    """Latency samples kept per stage for the statistics."""
+
+
+class RealTimeRate(gym.Wrapper[Any, Any, Any, Any]):
+    """Paces step() at a fixed rate on a monotonic clock and records per-stage latency and overruns.
+
+    Stages: `agent` (time between the return of one step and the next call, i.e. the policy), `env`
+    (inside env.step), `wait` (sleep to the tick). A call that arrives after its tick is an overrun: it is
+    counted and reported, and the schedule re-anchors instead of bursting to catch up.
+    """
+
+    def __init__(self, env: gym.Env[Any, Any], config: RateConfig | None = None) -> None:
+        super().__init__(env)
+        self.config = config or RateConfig()
+        hz = self.config.hz
+        if hz is None:
+            emb = getattr(env.unwrapped, "embodiment", None)
+            hz = emb.control_hz if emb is not None else env.unwrapped.metadata.get("render_fps")
+        if not hz or hz <= 0:
+            raise ConfigError("RealTimeRate: no rate given and the env declares none; pass RateConfig(hz=...)")
+        self.period = 1.0 / float(hz)
+        self.hz = float(hz)
+        self._next_tick: float | None = None
+        self._last_return: float | None = None
+        w = self.config.window
+        self.latency: dict[str, deque[float]] = {s: deque(maxlen=w) for s in ("agent", "env", "wait", "loop")}
+        self.overruns = 0
+        self.steps = 0
+        self._t_start: float | None = None
+
+    def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
+        """Reset the env and restart the schedule (reset time is not a control period)."""
+        out = self.env.reset(**kwargs)
+        self._next_tick = None
+        self._last_return = time.monotonic()
+        return out
+
+    def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
+        """Wait for the next tick, step, and record timings in info['rate']."""
+        t_call = time.monotonic()
+        if self._t_start is None:
+            self._t_start = t_call
+        if self._last_return is not None:
+            self.latency["agent"].append(t_call - self._last_return)
+        overrun = False
+        if self._next_tick is None:
+            self._next_tick = t_call
+        lateness = t_call - self._next_tick
+        if lateness > 0.0 and self.steps > 0 and lateness > 1e-4:
+            overrun = True
+            self.overruns += 1
+            self._next_tick = t_call
+        else:
+            while (remaining := self._next_tick - time.monotonic()) > 0:
+                time.sleep(remaining)
+        t_go = time.monotonic()
+        self.latency["wait"].append(t_go - t_call)
+        out = self.env.step(action)
+        t_done = time.monotonic()
+        self.latency["env"].append(t_done - t_go)
+        if self._last_return is not None:
+            self.latency["loop"].append(t_done - self._last_return)
+        self._last_return = t_done
+        self._next_tick += self.period
+        self.steps += 1
+        info = out[4]
+        info["rate"] = {"overrun": overrun, "overruns": self.overruns, "env_s": t_done - t_go}
+        return out
+
+    def stats(self) -> dict[str, float]:
+        """p50/p99 per stage in ms, overruns and the achieved rate."""
+        res: dict[str, float] = {"steps": float(self.steps), "overruns": float(self.overruns), "target_hz": self.hz}
+        for stage, vals in self.latency.items():
+            if vals:
+                arr = np.asarray(vals) * 1e3
+                res[f"{stage}_p50_ms"] = float(np.percentile(arr, 50))
+                res[f"{stage}_p99_ms"] = float(np.percentile(arr, 99))
+        if self._t_start is not None and self._last_return is not None and self.steps > 1:
+            res["achieved_hz"] = self.steps / max(self._last_return - self._t_start, 1e-9)
+        return res
