@@ -240,3 +240,58 @@ class RealTimeRate(gym.Wrapper[Any, Any, Any, Any]):
         if self._t_start is not None and self._last_return is not None and self.steps > 1:
             res["achieved_hz"] = self.steps / max(self._last_return - self._t_start, 1e-9)
         return res
+
+
+class StateDictObservation(gym.Wrapper[dict[str, np.ndarray], Any, Any, Any]):
+    """Adapts a third-party env (gymnasium-robotics Fetch, Franka Kitchen) to realrl's observation layout.
+
+    Array or nested-dict observations become float32 `state/<path>` keys (GoalEnv keys are kept as they are,
+    so goal-relabelling code still works), and `info["success"]` is filled from `is_success` or from the
+    env's own task bookkeeping.
+    """
+
+    def __init__(self, env: gym.Env[Any, Any]) -> None:
+        super().__init__(env)
+        sample, _ = env.reset(seed=0)
+        flat = self._flatten(sample)
+        self.observation_space = gym.spaces.Dict(
+            {k: gym.spaces.Box(-np.inf, np.inf, shape=v.shape, dtype=v.dtype) for k, v in flat.items()}  # type: ignore[arg-type]
+        )
+
+    @staticmethod
+    def _flatten(obs: Any) -> dict[str, np.ndarray]:
+        out: dict[str, np.ndarray] = {}
+
+        def walk(prefix: str, value: Any) -> None:
+            if isinstance(value, dict):
+                for k in sorted(value):
+                    walk(f"{prefix}/{k}" if prefix else str(k), value[k])
+            else:
+                out[f"state/{prefix or 'observation'}"] = np.asarray(value, dtype=np.float32).reshape(-1)
+
+        walk("", obs)
+        if isinstance(obs, dict):
+            for key in ("observation", "achieved_goal", "desired_goal"):
+                if key in obs and not isinstance(obs[key], dict):
+                    out[key] = np.asarray(obs[key], dtype=np.float32)
+        return out
+
+    @staticmethod
+    def _success(info: dict[str, Any]) -> bool:
+        if "is_success" in info:
+            return bool(info["is_success"])
+        if "tasks_to_complete" in info:  # Franka Kitchen: success when nothing is left to do
+            return len(info["tasks_to_complete"]) == 0
+        return bool(info.get("success", False))
+
+    def reset(self, **kwargs: Any) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Reset and flatten."""
+        obs, info = self.env.reset(**kwargs)
+        info["success"] = self._success(info)
+        return self._flatten(obs), info
+
+    def step(self, action: Any) -> tuple[dict[str, np.ndarray], SupportsFloat, bool, bool, dict[str, Any]]:
+        """Step and flatten."""
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        info["success"] = self._success(info)
+        return self._flatten(obs), reward, terminated, truncated, info

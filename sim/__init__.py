@@ -1,5 +1,11 @@
 """MuJoCo robots, tasks and scripted experts; importing `sim` registers the `realrl/*` gymnasium ids."""
 
-from sim.registration import register_all
+import os
+
+# Offscreen rendering without a display: EGL (Mesa works on CPU). Must be set before mujoco is imported.
+if not os.environ.get("DISPLAY"):
+    os.environ.setdefault("MUJOCO_GL", "egl")
+
+from sim.registration import register_all  # noqa: E402 - after MUJOCO_GL on purpose
 
 register_all()

@@ -130,9 +130,9 @@ class MujocoRobot(Robot):
 
     def add_scene_camera(self, spec: mujoco.MjSpec, cam: CameraSpec) -> None:
         """Add a camera the robot does not define itself (default: a fixed front view)."""
-        pos = np.array([1.25, 0.0, 0.65])
-        spec.worldbody.add_camera(name=cam.name, pos=pos, quat=look_at_quat(pos, np.array([0.45, 0.0, 0.05])),
-                                  fovy=50)
+        pos = np.array([1.05, 0.0, 0.45])
+        spec.worldbody.add_camera(name=cam.name, pos=pos, quat=look_at_quat(pos, np.array([0.5, 0.0, 0.05])),
+                                  fovy=45)
 
     def _build(self) -> None:
         spec = self.build_spec()
@@ -153,8 +153,8 @@ class MujocoRobot(Robot):
             if cam.name not in existing:
                 self.add_scene_camera(spec, cam)
         if "_render" not in existing:
-            pos = np.array([1.4, 0.6, 0.9])
-            wb.add_camera(name="_render", pos=pos, quat=look_at_quat(pos, np.array([0.45, 0.0, 0.1])), fovy=45)
+            pos = np.array([1.2, 0.55, 0.55])
+            wb.add_camera(name="_render", pos=pos, quat=look_at_quat(pos, np.array([0.4, 0.0, 0.15])), fovy=50)
         try:
             model = spec.compile()
         except ValueError as e:

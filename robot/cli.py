@@ -1,0 +1,100 @@
+"""The `realrl` command line: a table of (group, command) -> config dataclass, each parsed by tyro."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from robot.core.errors import RealrlError
+from robot.sessions.demo import DemoConfig
+from robot.sessions.simrun import SimRunConfig
+
+
+@dataclass(frozen=True)
+class EnvsConfig:
+    """List the env ids realrl can make, with action size, control rate and observation keys."""
+
+    third_party: bool = True
+    """Include gymnasium-robotics Fetch / Franka Kitchen ids."""
+    details: bool = True
+    """Build each env to show its spaces (slower)."""
+
+
+def _envs(cmd: EnvsConfig) -> None:
+    from robot.sessions.envs import describe, registered_ids
+
+    ids = registered_ids(third_party=cmd.third_party)
+    if not cmd.details:
+        print("\n".join(ids))
+        return
+    print(f"{'id':<30} {'action':>6} {'hz':>5} {'max steps':>9}  observation keys")
+    for env_id in ids:
+        d = describe(env_id)
+        hz = f"{d.control_hz:g}" if d.control_hz else "-"
+        keys = ", ".join(k for k in d.observation_keys if not k.startswith("time/"))
+        print(f"{env_id:<30} {d.action_dim:>6} {hz:>5} {d.max_episode_steps or '-':>9}  {keys}")
+
+
+def _sim_run(cfg: SimRunConfig) -> None:
+    from robot.sessions.simrun import format_results, run
+
+    result = run(cfg)
+    print(format_results([result]))
+    if cfg.render_video:
+        print(f"video: {cfg.render_video}")
+    if result.safety_faults:
+        print(f"safety: {result.safety_faults} faults held, {result.clipped} action dims clipped")
+
+
+def _demo(cfg: DemoConfig) -> None:
+    from robot.sessions.demo import run
+
+    run(cfg)
+
+
+# command words -> (config type, handler). A group (e.g. "sim") lists its commands when called bare.
+COMMANDS: dict[tuple[str, ...], tuple[type, Callable[[Any], None]]] = {
+    ("envs",): (EnvsConfig, _envs),
+    ("sim", "run"): (SimRunConfig, _sim_run),
+    ("demo",): (DemoConfig, _demo),
+}
+
+
+def _usage() -> str:
+    lines = ["usage: realrl <command> [flags]   (realrl <command> --help for its flags)", "", "commands:"]
+    for words, (cfg_type, _) in COMMANDS.items():
+        doc = (cfg_type.__doc__ or "").strip().splitlines()[0]
+        lines.append(f"  {' '.join(words):<14} {doc}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `realrl` console script; realrl errors print one line and exit 2."""
+    import tyro
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help"):
+        print(_usage())
+        return 0 if args else 2
+    match = next((w for w in sorted(COMMANDS, key=len, reverse=True) if tuple(args[: len(w)]) == w), None)
+    if match is None:
+        print(f"realrl: unknown command {' '.join(a for a in args if not a.startswith('-'))!r}\n", file=sys.stderr)
+        print(_usage(), file=sys.stderr)
+        return 2
+    cfg_type, handler = COMMANDS[match]
+    try:
+        cfg = tyro.cli(cfg_type, args=args[len(match):], prog=f"realrl {' '.join(match)}")
+        handler(cfg)
+    except RealrlError as e:
+        print(f"realrl: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("realrl: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

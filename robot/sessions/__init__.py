@@ -1,0 +1,1 @@
+"""Sessions compose robots, tasks, policies and stores into the jobs the CLI runs."""
