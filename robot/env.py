@@ -106,13 +106,15 @@ class RobotEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         obs = self._assemble(self.robot.observe())
         self._last_obs = obs
         success = bool(self.task.success(obs))
+        # Task.terminated defaults to success: skip evaluating it twice on the hot path.
+        terminated = success if type(self.task).terminated is Task.terminated else bool(self.task.terminated(obs))
         info: dict[str, Any] = {
             "success": success,
             "action_clipped": n_clipped,
             "sent_action": self.embodiment.action.to_normalized(sent).astype(np.float32),
             **self.task.info(obs),
         }
-        return obs, float(self.task.reward(obs)), bool(self.task.terminated(obs)), False, info
+        return obs, float(self.task.reward(obs)), terminated, False, info
 
     def hold_action(self) -> np.ndarray:
         """The normalized action that keeps the robot where it is."""

@@ -23,7 +23,9 @@ class SafetyConfig:
     max_obs_age_s: float = 0.25
     """An observation older than this (robot clock) is stale: hold instead of acting on it."""
     workspace_low: tuple[float, float, float] | None = (0.2, -0.45, 0.0)
-    """End-effector position lower bound (m, base frame) for ee-delta robots; None disables."""
+    """End-effector position lower bound (m, base frame) for ee-delta robots; None disables. Checked against
+    the measured pose, so a controller that tracks a leading target may pass it by one step: the robot's own
+    target clip (e.g. FrankaConfig.workspace_*) is the hard limit, this is the independent second guard."""
     workspace_high: tuple[float, float, float] | None = (0.8, 0.45, 0.6)
     """End-effector position upper bound (m, base frame) for ee-delta robots; None disables."""
     max_joint_step: float = 0.25

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import mujoco
 import numpy as np
 
+from robot.core.errors import ConfigError
 from robot.core.spec import ActionMode, ActionSpec, CameraSpec, EmbodimentSpec, JointSpec
 from robot.core.types import Observation
 from sim.assets import menagerie_dir
@@ -111,8 +112,13 @@ class FrankaRobot(MujocoRobot):
     def _on_compiled(self) -> None:
         model = self.model
         assert model is not None
-        self._qadr = np.array([model.jnt_qposadr[model.joint(n).id] for n in ARM_JOINTS])
-        self._dadr = np.array([model.jnt_dofadr[model.joint(n).id] for n in ARM_JOINTS])
+        qadr = [int(model.jnt_qposadr[model.joint(n).id]) for n in ARM_JOINTS]
+        dadr = [int(model.jnt_dofadr[model.joint(n).id]) for n in ARM_JOINTS]
+        # The arm joints are contiguous in Menagerie's panda; slices are much cheaper than fancy indexing.
+        if qadr != list(range(qadr[0], qadr[0] + 7)) or dadr != list(range(dadr[0], dadr[0] + 7)):
+            raise ConfigError("panda arm joints are not contiguous in the compiled model; check the MJCF")
+        self._qadr = slice(qadr[0], qadr[0] + 7)
+        self._dadr = slice(dadr[0], dadr[0] + 7)
         self._f1 = model.jnt_qposadr[model.joint("finger_joint1").id]
         self._f2 = model.jnt_qposadr[model.joint("finger_joint2").id]
         self._f1d = model.jnt_dofadr[model.joint("finger_joint1").id]
@@ -123,6 +129,7 @@ class FrankaRobot(MujocoRobot):
         self._jacp = np.zeros((3, model.nv))
         self._jacr = np.zeros((3, model.nv))
         self._jac = np.zeros((6, 7))
+        self._quat = np.zeros(4)
         self._rhs = np.zeros((6, 8))
         self._err = np.zeros(6)
         self._eye6, self._eye7 = np.eye(6), np.eye(7)
@@ -131,14 +138,16 @@ class FrankaRobot(MujocoRobot):
 
     # -- state ---------------------------------------------------------------------------------
     def _robot_state(self, obs: Observation) -> None:
-        _, data = self._require()
-        width = data.qpos[self._f1] + data.qpos[self._f2]
-        obs["state/joint_pos"] = np.append(data.qpos[self._qadr], data.qpos[self._f1]).astype(np.float32)
-        obs["state/joint_vel"] = np.append(data.qvel[self._dadr], data.qvel[self._f1d]).astype(np.float32)
-        quat = np.empty(4)
-        mujoco.mju_mat2Quat(quat, data.site_xmat[self._site])
-        obs["state/ee_pose"] = np.concatenate([data.site_xpos[self._site], quat]).astype(np.float32)
-        obs["state/gripper"] = np.array([1.0 - width / (2 * FINGER_OPEN)], dtype=np.float32)
+        data = self.data
+        assert data is not None
+        qpos, qvel = data.qpos, data.qvel
+        jp, jv, pose = np.empty(8, np.float32), np.empty(8, np.float32), np.empty(7, np.float32)
+        jp[:7], jp[7] = qpos[self._qadr], qpos[self._f1]
+        jv[:7], jv[7] = qvel[self._dadr], qvel[self._f1d]
+        mujoco.mju_mat2Quat(self._quat, data.site_xmat[self._site])
+        pose[:3], pose[3:] = data.site_xpos[self._site], self._quat
+        obs["state/joint_pos"], obs["state/joint_vel"], obs["state/ee_pose"] = jp, jv, pose
+        obs["state/gripper"] = np.array([1.0 - (qpos[self._f1] + qpos[self._f2]) / (2 * FINGER_OPEN)], np.float32)
 
     def reset(self, state: dict[str, np.ndarray] | None = None) -> Observation:
         """Home (or state['joint_pos']), gripper open, objects at rest."""
@@ -197,7 +206,7 @@ class FrankaRobot(MujocoRobot):
         """
         model, data = self._require()
         c = self.config
-        pos0, quat0 = self._fk(self._q_target)
+        pos0, _ = self._fk(self._q_target)
         target_pos = np.minimum(np.maximum(pos0 + cmd[:3], self._ws_lo), self._ws_hi)
         err = self._err
         err[:3] = target_pos - pos0

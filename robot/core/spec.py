@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import json
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -87,17 +88,27 @@ class ActionSpec:
         """Number of action dimensions (Da)."""
         return len(self.names)
 
+    @cached_property
+    def low_array(self) -> np.ndarray:
+        """Lower bounds as a float64 array (cached: this sits on the control hot path)."""
+        return np.asarray(self.low, dtype=np.float64)
+
+    @cached_property
+    def high_array(self) -> np.ndarray:
+        """Upper bounds as a float64 array."""
+        return np.asarray(self.high, dtype=np.float64)
+
+    @cached_property
+    def _half_range(self) -> np.ndarray:
+        return 0.5 * (self.high_array - self.low_array)
+
     def to_physical(self, normalized: np.ndarray) -> np.ndarray:
         """Map a normalized action in [-1, 1] to physical units (no clipping)."""
-        lo = np.asarray(self.low, dtype=np.float64)
-        hi = np.asarray(self.high, dtype=np.float64)
-        return lo + (np.asarray(normalized, dtype=np.float64) + 1.0) * 0.5 * (hi - lo)
+        return self.low_array + (np.asarray(normalized, dtype=np.float64) + 1.0) * self._half_range
 
     def to_normalized(self, physical: np.ndarray) -> np.ndarray:
         """Map a physical command to the normalized [-1, 1] range (no clipping)."""
-        lo = np.asarray(self.low, dtype=np.float64)
-        hi = np.asarray(self.high, dtype=np.float64)
-        return 2.0 * (np.asarray(physical, dtype=np.float64) - lo) / (hi - lo) - 1.0
+        return (np.asarray(physical, dtype=np.float64) - self.low_array) / self._half_range - 1.0
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,118 @@
+"""RobotEnv.step cost vs raw mj_step for the same model and substeps; camera render cost per frame."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+import gymnasium as gym  # noqa: E402
+import mujoco  # noqa: E402
+import numpy as np  # noqa: E402
+
+import sim  # noqa: E402,F401
+
+
+def _best_of(fn, repeats: int) -> float:
+    """Best (lowest) per-call time over `repeats` timed blocks: robust to a noisy shared machine."""
+    best = float("inf")
+    for _ in range(repeats):
+        best = min(best, fn())
+    return best
+
+
+def bench_step(env_id: str, steps: int, repeats: int) -> dict[str, float]:
+    """Seconds per control step: raw physics, RobotEnv.step (unwrapped), and through gym.make's wrappers."""
+    wrapped = gym.make(env_id)
+    env = wrapped.unwrapped
+    robot = env.robot
+    model, data = robot.model, robot.data
+    n = robot.n_substeps
+    rng = np.random.default_rng(0)
+    actions = rng.uniform(-0.3, 0.3, (steps, env.action_space.shape[0])).astype(np.float32)
+    # Record the exact actuator targets RobotEnv produces, so the raw baseline does identical physics.
+    env.reset(seed=0)
+    spec = mujoco.mjtState.mjSTATE_INTEGRATION
+    state0 = np.empty(mujoco.mj_stateSize(model, spec))
+    mujoco.mj_getState(model, data, state0, spec)
+    ctrls = []
+    for a in actions:
+        env.step(a)
+        ctrls.append(data.ctrl.copy())
+
+    def raw() -> float:
+        mujoco.mj_setState(model, data, state0, spec)
+        t = time.perf_counter()
+        for c in ctrls:
+            data.ctrl[:] = c
+            mujoco.mj_step(model, data, nstep=n)
+        return (time.perf_counter() - t) / steps
+
+    def robot_env() -> float:
+        env.reset(seed=0)
+        t = time.perf_counter()
+        for a in actions:
+            env.step(a)
+        return (time.perf_counter() - t) / steps
+
+    def gym_env() -> float:
+        wrapped.reset(seed=0)
+        t = time.perf_counter()
+        for a in actions:
+            wrapped.step(a)
+        return (time.perf_counter() - t) / steps
+
+    # Interleave so that machine load drifts hit all three alike.
+    r, e, g = float("inf"), float("inf"), float("inf")
+    for _ in range(repeats):
+        r, e, g = min(r, raw()), min(e, robot_env()), min(g, gym_env())
+    wrapped.close()
+    return {"raw_ms": r * 1e3, "robotenv_ms": e * 1e3, "gym_make_ms": g * 1e3, "substeps": float(n)}
+
+
+def bench_render(size: int, frames: int) -> float:
+    """Milliseconds per camera frame (front camera, fast settings) at size x size."""
+    env = gym.make("realrl/FrankaLift-v0", cameras=("front",), image_size=size).unwrapped
+    env.reset(seed=0)
+    robot = env.robot
+    robot._render("front", size, size)  # warm-up: context creation
+
+    def block() -> float:
+        t = time.perf_counter()
+        for _ in range(frames):
+            robot._render("front", size, size)
+        return (time.perf_counter() - t) / frames
+
+    ms = _best_of(block, 3) * 1e3
+    env.close()
+    return ms
+
+
+def main() -> None:
+    """Run and print a table plus a JSON line."""
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--frames", type=int, default=30)
+    args = p.parse_args()
+    results: dict[str, object] = {}
+    print(f"{'env':<28} {'substeps':>8} {'raw ms':>8} {'RobotEnv ms':>12} {'ratio':>6} {'gym.make ms':>12} {'ratio':>6}")
+    for env_id in ("realrl/FrankaLift-v0", "realrl/FrankaPickPlace-v0", "realrl/FrankaStack-v0"):
+        r = bench_step(env_id, args.steps, args.repeats)
+        ratio, gratio = r["robotenv_ms"] / r["raw_ms"], r["gym_make_ms"] / r["raw_ms"]
+        results[env_id] = {**r, "ratio": ratio, "gym_ratio": gratio}
+        print(f"{env_id:<28} {r['substeps']:>8.0f} {r['raw_ms']:>8.3f} {r['robotenv_ms']:>12.3f} {ratio:>6.2f} "
+              f"{r['gym_make_ms']:>12.3f} {gratio:>6.2f}")
+    for size in (84, 128):
+        ms = bench_render(size, args.frames)
+        results[f"render_{size}_ms"] = ms
+        print(f"render front camera {size}x{size}: {ms:.1f} ms/frame ({1e3 / ms:.0f} frames/s)")
+    print("target: RobotEnv.step <= 1.2x raw mj_step")
+    print("JSON " + json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()
