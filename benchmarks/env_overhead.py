@@ -9,11 +9,11 @@ import time
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-import gymnasium as gym  # noqa: E402
-import mujoco  # noqa: E402
-import numpy as np  # noqa: E402
+import gymnasium as gym
+import mujoco
+import numpy as np
 
-import sim  # noqa: E402,F401
+import sim  # noqa: F401
 
 
 def _best_of(fn, repeats: int) -> float:
@@ -99,7 +99,8 @@ def main() -> None:
     p.add_argument("--frames", type=int, default=30)
     args = p.parse_args()
     results: dict[str, object] = {}
-    print(f"{'env':<28} {'substeps':>8} {'raw ms':>8} {'RobotEnv ms':>12} {'ratio':>6} {'gym.make ms':>12} {'ratio':>6}")
+    print(f"{'env':<28} {'substeps':>8} {'raw ms':>8} {'RobotEnv ms':>12} {'ratio':>6} "
+          f"{'gym.make ms':>12} {'ratio':>6}")
     for env_id in ("realrl/FrankaLift-v0", "realrl/FrankaPickPlace-v0", "realrl/FrankaStack-v0"):
         r = bench_step(env_id, args.steps, args.repeats)
         ratio, gratio = r["robotenv_ms"] / r["raw_ms"], r["gym_make_ms"] / r["raw_ms"]

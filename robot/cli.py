@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     cfg_type, handler = COMMANDS[match]
     try:
-        cfg = tyro.cli(cfg_type, args=args[len(match):], prog=f"realrl {' '.join(match)}")
+        cfg: Any = tyro.cli(cfg_type, args=args[len(match):], prog=f"realrl {' '.join(match)}")
         handler(cfg)
     except RealrlError as e:
         print(f"realrl: error: {e}", file=sys.stderr)

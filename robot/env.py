@@ -35,7 +35,7 @@ def _space_for(value: np.ndarray) -> gym.spaces.Box:
     value = np.asarray(value)
     if value.dtype == np.uint8:
         return gym.spaces.Box(0, 255, shape=value.shape, dtype=np.uint8)
-    return gym.spaces.Box(-np.inf, np.inf, shape=value.shape, dtype=value.dtype)  # type: ignore[arg-type]
+    return gym.spaces.Box(-np.inf, np.inf, shape=value.shape, dtype=value.dtype)
 
 
 class RobotEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
@@ -61,7 +61,9 @@ class RobotEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self.action_space = gym.spaces.Box(-1.0, 1.0, shape=(da,), dtype=np.float32)
         robot.connect()
         first = self._assemble(robot.observe())
-        self.observation_space = gym.spaces.Dict({k: _space_for(v) for k, v in first.items()})
+        self.observation_space = gym.spaces.Dict(  # type: ignore[assignment]
+            {k: _space_for(v) for k, v in first.items()}
+        )
         self._last_obs: Observation = first
 
     @property
@@ -130,7 +132,7 @@ class RobotEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             raise ConfigError(f"task {self.task.name!r} is not goal-conditioned: it has no compute_reward")
         return self.task.compute_reward(achieved_goal, desired_goal, info)
 
-    def render(self) -> np.ndarray | None:  # type: ignore[override]
+    def render(self) -> np.ndarray | None:
         """An RGB frame from the robot's render camera when render_mode='rgb_array'."""
         if self.render_mode != "rgb_array":
             return None

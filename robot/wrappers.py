@@ -12,6 +12,7 @@ import numpy as np
 
 from robot.core.errors import ConfigError, SafetyError
 from robot.core.spec import ActionMode
+from robot.env import RobotEnv
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,7 @@ class SafetyLimits(gym.Wrapper[dict[str, np.ndarray], np.ndarray, dict[str, np.n
         self._low = np.asarray(env.action_space.low, dtype=np.float64)
         self._high = np.asarray(env.action_space.high, dtype=np.float64)
         base = env.unwrapped
-        self._robot_env = base if hasattr(base, "hold_action") and hasattr(base, "robot") else None
+        self._robot_env: RobotEnv | None = base if isinstance(base, RobotEnv) else None
         self._names: tuple[str, ...] = (
             self._robot_env.embodiment.action.names
             if self._robot_env is not None
@@ -256,8 +257,8 @@ class StateDictObservation(gym.Wrapper[dict[str, np.ndarray], Any, Any, Any]):
         super().__init__(env)
         sample, _ = env.reset(seed=0)
         flat = self._flatten(sample)
-        self.observation_space = gym.spaces.Dict(
-            {k: gym.spaces.Box(-np.inf, np.inf, shape=v.shape, dtype=v.dtype) for k, v in flat.items()}  # type: ignore[arg-type]
+        self.observation_space = gym.spaces.Dict(  # type: ignore[assignment]
+            {k: gym.spaces.Box(-np.inf, np.inf, shape=v.shape, dtype=np.float32) for k, v in flat.items()}
         )
 
     @staticmethod

@@ -6,6 +6,6 @@ import os
 if not os.environ.get("DISPLAY"):
     os.environ.setdefault("MUJOCO_GL", "egl")
 
-from sim.registration import register_all  # noqa: E402 - after MUJOCO_GL on purpose
+from sim.registration import register_all
 
 register_all()

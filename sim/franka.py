@@ -16,6 +16,8 @@ from sim.mujoco_robot import MarkerSpec, MujocoRobot, ObjectSpec
 ARM_JOINTS = tuple(f"joint{i}" for i in range(1, 8))
 HOME_Q = np.array([0.0, 0.1, 0.0, -2.2, 0.0, 2.3, 0.785398])
 FINGER_OPEN = 0.04
+_ARM_LOW = (-2.8973, -1.7628, -2.8973, -3.0718, -2.8973, -0.0175, -2.8973)
+_ARM_HIGH = (2.8973, 1.7628, 2.8973, -0.0698, 2.8973, 3.7525, 2.8973)
 _ARM_VEL = (2.175, 2.175, 2.175, 2.175, 2.61, 2.61, 2.61)
 _ARM_EFFORT = (87.0, 87.0, 87.0, 87.0, 12.0, 12.0, 12.0)
 
@@ -60,15 +62,11 @@ class FrankaRobot(MujocoRobot):
             fast_render=self.config.fast_render,
         )
         c = self.config
-        joints = tuple(
+        arm = [
             JointSpec(n, lo, hi, v, e)
-            for n, lo, hi, v, e in zip(
-                ARM_JOINTS,
-                (-2.8973, -1.7628, -2.8973, -3.0718, -2.8973, -0.0175, -2.8973),
-                (2.8973, 1.7628, 2.8973, -0.0698, 2.8973, 3.7525, 2.8973),
-                _ARM_VEL, _ARM_EFFORT, strict=True,
-            )
-        ) + (JointSpec("finger_joint1", 0.0, FINGER_OPEN, 0.2, 100.0),)
+            for n, lo, hi, v, e in zip(ARM_JOINTS, _ARM_LOW, _ARM_HIGH, _ARM_VEL, _ARM_EFFORT, strict=True)
+        ]
+        joints = (*arm, JointSpec("finger_joint1", 0.0, FINGER_OPEN, 0.2, 100.0))
         if c.action_mode is ActionMode.EE_DELTA:
             t, r = c.max_translation, c.max_rotation
             action = ActionSpec(
@@ -78,7 +76,7 @@ class FrankaRobot(MujocoRobot):
         else:
             action = ActionSpec(
                 ActionMode.JOINT_POS, (*ARM_JOINTS, "gripper"),
-                tuple(j.lower for j in joints[:7]) + (0.0,), tuple(j.upper for j in joints[:7]) + (1.0,),
+                (*_ARM_LOW, 0.0), (*_ARM_HIGH, 1.0),
             )
         self._spec = EmbodimentSpec(
             name="franka_panda", joints=joints, action=action,
@@ -99,7 +97,8 @@ class FrankaRobot(MujocoRobot):
         spec.delete(spec.key("home"))  # its qpos has no room for task objects; homing is done in reset()
         wb = spec.worldbody
         wb.add_geom(name="floor", type=mujoco.mjtGeom.mjGEOM_PLANE, size=[0, 0, 0.05], rgba=[0.55, 0.55, 0.5, 1])
-        wb.add_light(name="key", pos=[0.5, 0.0, 1.5], dir=[0, 0, -1], type=mujoco.mjtLightType.mjLIGHT_DIRECTIONAL, diffuse=[0.6, 0.6, 0.6])
+        wb.add_light(name="key", pos=[0.5, 0.0, 1.5], dir=[0, 0, -1], type=mujoco.mjtLightType.mjLIGHT_DIRECTIONAL,
+                     diffuse=[0.6, 0.6, 0.6])
         hand = spec.body("hand")
         hand.add_site(name="ee", pos=[0.0, 0.0, 0.1034], size=[0.005, 0, 0], rgba=[1, 1, 0, 0], group=4)
         if any(c.name == "wrist" for c in self.cameras):

@@ -207,7 +207,7 @@ class MujocoRobot(Robot):
 
     def observe(self) -> Observation:
         """State (robot + objects) stamped with sim time; camera images when configured."""
-        model, data = self._require()
+        _, data = self._require()
         obs: Observation = {}
         self._robot_state(obs)
         for name, (qadr, _, _, _) in self._obj_qadr.items():

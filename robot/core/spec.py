@@ -177,8 +177,11 @@ class EmbodimentSpec:
             )
             return cls(
                 name=d["name"],
-                joints=tuple(JointSpec(**{k: float(v) if k != "name" else v for k, v in j.items()})
-                             for j in d["joints"]),
+                joints=tuple(
+                    JointSpec(str(j["name"]), float(j["lower"]), float(j["upper"]),
+                              float(j.get("max_velocity", "inf")), float(j.get("max_effort", "inf")))
+                    for j in d["joints"]
+                ),
                 action=action,
                 groups={k: tuple(v) for k, v in d.get("groups", {}).items()},
                 ee_frames=tuple(d.get("ee_frames", ())),

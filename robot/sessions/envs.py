@@ -18,7 +18,8 @@ THIRD_PARTY_PREFIXES = ("Fetch", "FrankaKitchen")
 def _load_third_party() -> None:
     """Register gymnasium-robotics envs (quietly: it prints deprecation notes on import)."""
     _load_realrl()  # sets MUJOCO_GL before gymnasium_robotics imports mujoco
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+    quiet = io.StringIO()
+    with warnings.catch_warnings(), contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
         warnings.simplefilter("ignore")
         import gymnasium_robotics
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import numpy as np
 
@@ -19,8 +20,8 @@ class VideoWriter:
             raise ConfigError(f"video path {self.path} must end in .mp4")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.fps = fps
-        self._container = None
-        self._stream = None
+        self._container: Any = None
+        self._stream: Any = None
         self.frames = 0
 
     def write(self, frame: np.ndarray) -> None:

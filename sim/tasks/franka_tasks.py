@@ -72,7 +72,9 @@ class FrankaTableTask(Task):
 
     def _sim(self, robot: Robot) -> MujocoRobot:
         if not isinstance(robot, MujocoRobot):
-            raise ConfigError(f"{type(self).__name__} is a sim task and needs a MujocoRobot, got {type(robot).__name__}")
+            raise ConfigError(
+                f"{type(self).__name__} is a sim task and needs a MujocoRobot, got {type(robot).__name__}"
+            )
         return robot
 
     def reset(self, rng: np.random.Generator, robot: Robot) -> None:
