@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from robot.core.errors import RealrlError
+from robot.sessions.datacmd import CollectConfig, InfoConfig, RepairConfig, ValidateConfig
 from robot.sessions.demo import DemoConfig
 from robot.sessions.simrun import SimRunConfig
 
@@ -54,11 +55,46 @@ def _demo(cfg: DemoConfig) -> None:
     run(cfg)
 
 
+def _data_collect(cfg: CollectConfig) -> None:
+    from robot.sessions.datacmd import collect
+
+    c = collect(cfg)
+    print(f"{cfg.out}: recorded {c['recorded']} episodes ({c['successes']} successful), kept {c['kept']}, "
+          f"dropped steps {c['dropped_steps']}")
+
+
+def _data_info(cfg: InfoConfig) -> None:
+    from robot.sessions.datacmd import info_text
+
+    print(info_text(cfg))
+
+
+def _data_validate(cfg: ValidateConfig) -> None:
+    from data import validate
+
+    problems = validate(cfg.store)
+    if problems:
+        print("\n".join(f"problem: {p}" for p in problems))
+        raise SystemExit(1)
+    print(f"{cfg.store}: OK")
+
+
+def _data_repair(cfg: RepairConfig) -> None:
+    from data import repair
+
+    fixed = repair(cfg.store)
+    print("\n".join(f"fixed: {f}" for f in fixed) if fixed else f"{cfg.store}: nothing to repair")
+
+
 # command words -> (config type, handler). A group (e.g. "sim") lists its commands when called bare.
 COMMANDS: dict[tuple[str, ...], tuple[type, Callable[[Any], None]]] = {
     ("envs",): (EnvsConfig, _envs),
     ("sim", "run"): (SimRunConfig, _sim_run),
     ("demo",): (DemoConfig, _demo),
+    ("data", "collect"): (CollectConfig, _data_collect),
+    ("data", "info"): (InfoConfig, _data_info),
+    ("data", "validate"): (ValidateConfig, _data_validate),
+    ("data", "repair"): (RepairConfig, _data_repair),
 }
 
 

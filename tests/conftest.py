@@ -4,9 +4,9 @@ import os
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-import pytest  # noqa: E402
+import pytest
 
-import sim  # noqa: E402,F401 - registers realrl/* ids
+import sim  # noqa: F401 - registers realrl/* ids
 
 REALRL_IDS = ["realrl/FrankaLift-v0", "realrl/FrankaPickPlace-v0", "realrl/FrankaStack-v0"]
 
