@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -16,6 +17,10 @@ from data.store import EpisodeStore
 from robot.core.errors import StoreError
 
 logger = logging.getLogger(__name__)
+
+
+SWITCH_INTERVAL_S = 5e-4
+"""GIL switch interval set while recording (seconds)."""
 
 
 @dataclass(frozen=True)
@@ -104,6 +109,10 @@ class Recorder:
         self._written_episodes = 0
         self._discarded = 0
         self._closed = False
+        # CPython hands the GIL over every switch interval (5 ms by default): while the writer thread runs
+        # Python code the control thread could wait that long. 0.5 ms bounds that wait.
+        if sys.getswitchinterval() > SWITCH_INTERVAL_S:
+            sys.setswitchinterval(SWITCH_INTERVAL_S)
         self._thread = threading.Thread(target=self._run, name="realrl-recorder", daemon=True)
         self._thread.start()
 

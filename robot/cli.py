@@ -8,7 +8,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from robot.core.errors import RealrlError
-from robot.sessions.datacmd import CollectConfig, InfoConfig, RepairConfig, ValidateConfig
+from robot.sessions.datacmd import (
+    CollectConfig,
+    ExportConfig,
+    ImportConfig,
+    InfoConfig,
+    RepairConfig,
+    ValidateConfig,
+)
 from robot.sessions.demo import DemoConfig
 from robot.sessions.simrun import SimRunConfig
 
@@ -86,6 +93,18 @@ def _data_repair(cfg: RepairConfig) -> None:
     print("\n".join(f"fixed: {f}" for f in fixed) if fixed else f"{cfg.store}: nothing to repair")
 
 
+def _data_export(cfg: ExportConfig) -> None:
+    from robot.sessions.datacmd import export_store
+
+    print(f"exported {cfg.store} -> {export_store(cfg)} ({cfg.format})")
+
+
+def _data_import(cfg: ImportConfig) -> None:
+    from robot.sessions.datacmd import import_store
+
+    print(f"imported {import_store(cfg)} episodes from {cfg.src} into {cfg.store}")
+
+
 # command words -> (config type, handler). A group (e.g. "sim") lists its commands when called bare.
 COMMANDS: dict[tuple[str, ...], tuple[type, Callable[[Any], None]]] = {
     ("envs",): (EnvsConfig, _envs),
@@ -95,6 +114,8 @@ COMMANDS: dict[tuple[str, ...], tuple[type, Callable[[Any], None]]] = {
     ("data", "info"): (InfoConfig, _data_info),
     ("data", "validate"): (ValidateConfig, _data_validate),
     ("data", "repair"): (RepairConfig, _data_repair),
+    ("data", "export"): (ExportConfig, _data_export),
+    ("data", "import"): (ImportConfig, _data_import),
 }
 
 
@@ -126,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     except RealrlError as e:
         print(f"realrl: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into `head` and closed early
+        return 0
     except KeyboardInterrupt:
         print("realrl: interrupted", file=sys.stderr)
         return 130

@@ -39,6 +39,17 @@ def test_collect_info_validate_repair(tmp_path: Path) -> None:
     assert len(store) == 4 and store.episode_meta(3)["meta"]["seed"] == 3
     store.close()
 
+    for fmt, target in (("lerobot", tmp_path / "le"), ("robomimic", tmp_path / "rm.hdf5")):
+        r = realrl("data", "export", str(out), str(target), "--format", fmt)
+        assert r.returncode == 0, r.stderr
+        back = tmp_path / f"back_{fmt}.zarr"
+        r = realrl("data", "import", str(target), str(back), "--format", fmt)
+        assert r.returncode == 0 and "imported 4 episodes" in r.stdout, r.stderr
+        b = EpisodeStore.open(back, "r")
+        np.testing.assert_array_equal(b.episode(2)["action"], EpisodeStore.open(out, "r").episode(2)["action"])
+    r = realrl("data", "export", str(out), str(tmp_path / "le"))
+    assert r.returncode == 2 and "exists" in r.stderr
+
     r = realrl("data", "info", str(out))
     assert r.returncode == 0 and "episodes    4" in r.stdout and "image/front" in r.stdout
     assert realrl("data", "validate", str(out)).returncode == 0

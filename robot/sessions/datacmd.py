@@ -70,6 +70,51 @@ class RepairConfig(StorePathConfig):
     """Fix what can be fixed: drop uncommitted tails and unreadable trailing episodes."""
 
 
+@dataclass(frozen=True)
+class ExportConfig:
+    """Export a store to LeRobotDataset (v3.0 or v2.1) or robomimic hdf5."""
+
+    store: tyro.conf.Positional[Path]
+    """Source store."""
+    out: tyro.conf.Positional[Path]
+    """Output directory (lerobot) or .hdf5 file (robomimic); must not exist."""
+    format: Literal["lerobot", "robomimic"] = "lerobot"
+    """Target format."""
+    version: Literal["v3.0", "v2.1"] = "v3.0"
+    """LeRobotDataset layout version."""
+
+
+@dataclass(frozen=True)
+class ImportConfig:
+    """Import a LeRobotDataset (v3.0/v2.1) or robomimic hdf5 into a new store."""
+
+    src: tyro.conf.Positional[Path]
+    """Dataset directory (lerobot) or .hdf5 file (robomimic)."""
+    store: tyro.conf.Positional[Path]
+    """New store; must not exist."""
+    format: Literal["lerobot", "robomimic"] = "lerobot"
+    """Source format."""
+
+
+def export_store(cfg: ExportConfig) -> Path:
+    """Run an export; returns the output path."""
+    from data.convert import export_lerobot, export_robomimic
+
+    if cfg.format == "lerobot":
+        return export_lerobot(cfg.store, cfg.out, version=cfg.version)
+    return export_robomimic(cfg.store, cfg.out)
+
+
+def import_store(cfg: ImportConfig) -> int:
+    """Run an import; returns the number of episodes imported."""
+    from data.convert import import_lerobot, import_robomimic
+
+    store = import_lerobot(cfg.src, cfg.store) if cfg.format == "lerobot" else import_robomimic(cfg.src, cfg.store)
+    n = len(store)
+    store.close()
+    return n
+
+
 def collect(cfg: CollectConfig) -> dict[str, int]:
     """Record cfg.episodes episodes; returns counts (recorded, kept, successes, dropped_steps)."""
     import numpy as np
