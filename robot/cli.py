@@ -18,6 +18,7 @@ from robot.sessions.datacmd import (
 )
 from robot.sessions.demo import DemoConfig
 from robot.sessions.simrun import SimRunConfig
+from robot.sessions.train import EvalConfig, TrainBaseConfig, TrainHeadConfig
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,32 @@ def _data_import(cfg: ImportConfig) -> None:
     print(f"imported {import_store(cfg)} episodes from {cfg.src} into {cfg.store}")
 
 
+def _train_base(cfg: TrainBaseConfig) -> None:
+    from robot.sessions.train import train_base
+
+    r = train_base(cfg)
+    print(f"{cfg.out}: step {r.get('step')}, loss {r.get('loss', float('nan')):.4f}, "
+          f"success {r.get('eval/success', float('nan')):.0%}")
+
+
+def _train_head(cfg: TrainHeadConfig) -> None:
+    from robot.sessions.train import train_head
+
+    r = train_head(cfg)
+    print(f"{cfg.out}: step {r.get('step')}, loss {r.get('loss', float('nan')):.4f}, "
+          f"success {r.get('eval/success', float('nan')):.0%}")
+
+
+def _eval(cfg: EvalConfig) -> None:
+    from robot.sessions.train import evaluate
+
+    r = evaluate(cfg)
+    print(f"{r['policy']} ({r['algo']}, NFE {r['nfe']}): success {r['success']:.0%} "
+          f"[95% CI {r['success_ci_low']:.0%}-{r['success_ci_high']:.0%}] over {cfg.episodes} episodes, "
+          f"mean length {r['mean_length']:.1f}; latency per action {r['act_ms_mean']:.2f} ms mean, "
+          f"{r['act_ms_p99']:.2f} ms p99; per chunk (re-plan) {r['plan_ms_p50']:.2f} ms p50")
+
+
 # command words -> (config type, handler). A group (e.g. "sim") lists its commands when called bare.
 COMMANDS: dict[tuple[str, ...], tuple[type, Callable[[Any], None]]] = {
     ("envs",): (EnvsConfig, _envs),
@@ -116,6 +143,9 @@ COMMANDS: dict[tuple[str, ...], tuple[type, Callable[[Any], None]]] = {
     ("data", "repair"): (RepairConfig, _data_repair),
     ("data", "export"): (ExportConfig, _data_export),
     ("data", "import"): (ImportConfig, _data_import),
+    ("train", "base"): (TrainBaseConfig, _train_base),
+    ("train", "head"): (TrainHeadConfig, _train_head),
+    ("eval",): (EvalConfig, _eval),
 }
 
 

@@ -1,0 +1,165 @@
+"""One-step heads distilled from a teacher: consistency (DDIM teacher), MeanFlow (jvp), MIP two-step."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F  # noqa: N812 - torch convention
+
+from policies.base_policies import DiffusionPolicy, mip_loss, mip_sample
+from policies.chunk_policy import TIME_SCALE, Batch, ChunkModel, ChunkPolicy
+from policies.config import ConsistencyConfig, MeanFlowConfig, MipHeadConfig
+from policies.registry import POLICIES
+from robot.core.errors import ConfigError
+
+# Distillation batches carry, besides the dataset keys: "noise" (B, H, Da) and "teacher" (B, H, Da), the
+# teacher's normalized chunk for that noise; consistency with LCM also "trajectory" (B, S+1, H, Da) and
+# "timesteps" (S,) of the teacher's DDIM run (noise first).
+
+
+@POLICIES.register("consistency")
+class ConsistencyHead(ChunkPolicy):
+    """f(noise, t_max | obs) -> the DDIM teacher's output for that same noise, in one call."""
+
+    algo: ConsistencyConfig
+    t_max: float = 99.0
+
+    @property
+    def nfe(self) -> int:  # type: ignore[override]
+        """One network call."""
+        return 1
+
+    def loss(self, batch: Batch, model: ChunkModel | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+        """Same-noise output regression (+ LCM consistency along the teacher trajectory if weighted)."""
+        m = model or self.model
+        cond = m.condition(batch)
+        noise, teacher = batch["noise"], batch["teacher"]  # (B, H, Da) each
+        b = noise.shape[0]
+        pred = m(noise, torch.full((b,), self.t_max), cond)
+        loss = F.mse_loss(pred, teacher)
+        metrics = {"loss_output": float(loss.detach())}
+        if self.algo.lcm_weight > 0:
+            if "trajectory" not in batch:
+                raise ConfigError("LCM loss needs teacher trajectories: precompute targets with trajectories=True")
+            traj, ts = batch["trajectory"], batch["timesteps"][0]  # (B, S+1, H, Da), (S,)
+            steps = ts.shape[0]
+            j = torch.randint(0, steps, (b,))
+            x_j = traj[torch.arange(b), j]  # (B, H, Da)
+            with torch.no_grad():
+                nxt = traj[torch.arange(b), j + 1]
+                last = j + 1 == steps  # boundary condition: the final teacher sample is its own target
+                t_next = ts[torch.clamp(j + 1, max=steps - 1)].float()
+                tgt = m(nxt, t_next, cond)
+                tgt = torch.where(last[:, None, None], nxt, tgt)
+            lcm = F.mse_loss(m(x_j, ts[j].float(), cond), tgt)
+            loss = loss + self.algo.lcm_weight * lcm
+            metrics["loss_lcm"] = float(lcm.detach())
+        metrics["loss"] = float(loss.detach())
+        return loss, metrics
+
+    def sample_normalized(
+        self, cond: torch.Tensor, noise: torch.Tensor, model: ChunkModel | None = None
+    ) -> torch.Tensor:
+        """One call at the first DDIM timestep."""
+        m = model or self.model
+        return m(noise, torch.full((noise.shape[0],), self.t_max), cond)
+
+
+@POLICIES.register("meanflow")
+class MeanFlowHead(ChunkPolicy):
+    """Average velocity u(z_t, r, t) with u = v - (t - r) du/dt; one step x = z_1 - u(z_1, 0, 1).
+
+    Trained on the teacher's (noise, chunk) pairs, so z_t = (1 - t) chunk + t noise and v = noise - chunk:
+    the head reproduces the teacher's noise-to-action map.
+    """
+
+    algo: MeanFlowConfig
+    two_times = True
+
+    @property
+    def nfe(self) -> int:  # type: ignore[override]
+        """One network call."""
+        return 1
+
+    def loss(self, batch: Batch, model: ChunkModel | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+        """MeanFlow identity with du/dt from torch.func.jvp along (v, 0, 1)."""
+        m = model or self.model
+        cond = m.condition(batch)
+        x, eps = batch["teacher"], batch["noise"]  # (B, H, Da)
+        b = x.shape[0]
+        t = torch.rand(b)
+        r = torch.rand(b) * t
+        same = torch.rand(b) < self.algo.r_equals_t_fraction
+        r = torch.where(same, t, r)
+        z = (1.0 - t)[:, None, None] * x + t[:, None, None] * eps
+        v = eps - x
+
+        def u_fn(z_: torch.Tensor, r_: torch.Tensor, t_: torch.Tensor) -> torch.Tensor:
+            return m(z_, t_ * TIME_SCALE, cond, r_ * TIME_SCALE)
+
+        out = torch.func.jvp(u_fn, (z, r, t), (v, torch.zeros_like(r), torch.ones_like(t)))
+        u, dudt = out[0], out[1]
+        u_tgt = (v - (t - r)[:, None, None] * dudt).detach()
+        loss = F.mse_loss(u, u_tgt)
+        return loss, {"loss": float(loss.detach())}
+
+    def sample_normalized(
+        self, cond: torch.Tensor, noise: torch.Tensor, model: ChunkModel | None = None
+    ) -> torch.Tensor:
+        """x0 = z1 - u(z1, r=0, t=1)."""
+        m = model or self.model
+        b = noise.shape[0]
+        return noise - m(noise, torch.full((b,), TIME_SCALE), cond, torch.zeros(b))
+
+
+@POLICIES.register("mip_head")
+class MipHead(ChunkPolicy):
+    """Two regression passes onto the teacher's chunks (deterministic; the cheap baseline)."""
+
+    algo: MipHeadConfig
+
+    @property
+    def nfe(self) -> int:  # type: ignore[override]
+        """Two network calls."""
+        return 2
+
+    def loss(self, batch: Batch, model: ChunkModel | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+        """mip_loss against the teacher's chunk."""
+        m = model or self.model
+        return mip_loss(m, m.condition(batch), batch["teacher"], True, self.algo.t_star, 0.1)
+
+    def sample_normalized(
+        self, cond: torch.Tensor, noise: torch.Tensor, model: ChunkModel | None = None
+    ) -> torch.Tensor:
+        """Two calls."""
+        return mip_sample(model or self.model, cond, noise.shape, True, self.algo.t_star)
+
+
+def make_head(teacher: ChunkPolicy, algo: ConsistencyConfig | MeanFlowConfig | MipHeadConfig) -> ChunkPolicy:
+    """A head initialized from the teacher: same normalizer and encoder; the whole net when the student has
+    the teacher's architecture (extra inputs such as MeanFlow's second time start fresh)."""
+    cls: Any = {ConsistencyConfig: ConsistencyHead, MeanFlowConfig: MeanFlowHead, MipHeadConfig: MipHead}[type(algo)]
+    if isinstance(algo, ConsistencyConfig) and not isinstance(teacher, DiffusionPolicy):
+        raise ConfigError(f"consistency distillation needs a diffusion (DDIM) teacher, got {teacher.name}")
+    net = algo.net or teacher.net_cfg
+    normalizer = type(teacher.model.normalizer)(shapes=teacher.model.normalizer.shapes())
+    head: ChunkPolicy = cls(
+        teacher.obs_cfg,
+        teacher.chunk_cfg,
+        teacher.action_dim,
+        algo,
+        normalizer,
+        net=net,
+        meta={**teacher.meta, "teacher_algo": teacher.name},
+    )
+    teacher_state = teacher.model.state_dict()
+    if net == teacher.net_cfg:
+        own = head.model.state_dict()
+        head.model.load_state_dict(
+            {k: v for k, v in teacher_state.items() if k in own and own[k].shape == v.shape}, strict=False
+        )
+    else:
+        head.model.normalizer.load_state_dict(teacher.model.normalizer.state_dict())
+        head.model.encoder.load_state_dict(teacher.model.encoder.state_dict())
+    return head

@@ -1,0 +1,249 @@
+"""`realrl train base|head` and `realrl eval`: store -> base policy -> one-step head -> evaluation."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from robot.core.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class TrainBaseConfig:
+    """Train a base policy (diffusion, flow or MIP/BC) on an episode store."""
+
+    store: Path
+    """Episode store with demos (realrl data collect ...)."""
+    out: Path
+    """Run directory (policy/, train_state/, metrics.jsonl, curves.png); an existing one is resumed."""
+    policy: Literal["diffusion", "flow", "mip", "bc"] = "diffusion"
+    """Algorithm (bc = one-step regression)."""
+    cameras: str = ""
+    """Comma-separated cameras to use as image observations (e.g. 'front,wrist'); empty: state only."""
+    state_keys: str = ""
+    """Comma-separated state keys; empty: every state/* key except joint velocities."""
+    only_success: bool = True
+    """Train on successful episodes only."""
+    down_dims: tuple[int, ...] = (32, 64, 128)
+    """U-Net channels per level (CPU default; DiffusionPolicy uses 256, 512, 1024)."""
+    horizon: int = 16
+    """H."""
+    n_obs_steps: int = 2
+    """To."""
+    n_action_steps: int = 8
+    """Ta."""
+    steps: int = 3000
+    """Gradient steps."""
+    batch_size: int = 128
+    """Batch size."""
+    lr: float = 1e-3
+    """Peak learning rate."""
+    val_fraction: float = 0.1
+    """Episodes held out for the validation loss."""
+    eval_every: int = 1000
+    """Sim evaluation every N steps (0: only at the end)."""
+    eval_episodes: int = 20
+    """Episodes per evaluation."""
+    seed: int = 0
+    """Seed."""
+    threads: int = 2
+    """torch threads."""
+    progress: bool = True
+    """Progress bars."""
+
+
+@dataclass(frozen=True)
+class TrainHeadConfig:
+    """Distil a trained base policy (the teacher) into a one-step head."""
+
+    teacher: Path
+    """Teacher run directory (or its policy/ checkpoint)."""
+    out: Path
+    """Run directory for the head."""
+    kind: Literal["consistency", "meanflow", "mip"] = "consistency"
+    """Head type."""
+    student: Literal["mlp", "teacher"] = "mlp"
+    """Student network: a light MLP (fast) or a copy of the teacher's network (initialized from it)."""
+    mlp_hidden: tuple[int, ...] = (512, 512, 512)
+    """MLP student widths."""
+    lcm_weight: float = 0.0
+    """Consistency head: weight of the LCM boundary-condition loss."""
+    per_window: int = 2
+    """Teacher samples (noises) per training window."""
+    steps: int = 3000
+    """Gradient steps."""
+    batch_size: int = 256
+    """Batch size."""
+    lr: float = 1e-3
+    """Peak learning rate."""
+    eval_every: int = 1000
+    """Sim evaluation every N steps (0: only at the end)."""
+    eval_episodes: int = 20
+    """Episodes per evaluation."""
+    seed: int = 0
+    """Seed."""
+    threads: int = 2
+    """torch threads."""
+    progress: bool = True
+    """Progress bars."""
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Evaluate a trained policy in sim: success rate with a 95% interval and latency per action."""
+
+    policy: Path
+    """Run directory or policy checkpoint."""
+    env: str = ""
+    """Env id; empty: the one the policy was trained on."""
+    episodes: int = 50
+    """Episodes (seeds seed .. seed + episodes - 1)."""
+    seed: int = 1000
+    """First seed (held out from the demo seeds by default)."""
+    threads: int = 1
+    """torch threads (latency is reported for this many)."""
+    progress: bool = True
+    """Progress bar."""
+    json_out: Path | None = None
+    """Also write the metrics as JSON here."""
+
+
+def _policy_dir(path: Path) -> Path:
+    return path / "policy" if (path / "policy").exists() or (path / "policy.old").exists() else path
+
+
+def _env_kwargs(meta: dict[str, Any]) -> dict[str, Any]:
+    cams = meta.get("cameras") or []
+    return {"cameras": tuple(cams), "image_size": tuple(meta["image_size"])} if cams else {}
+
+
+def _evaluator(env_id: str, episodes: int, env_kwargs: dict[str, Any]) -> Any:
+    from robot.sessions.evaluate import evaluate_policy
+
+    def run(policy: Any) -> dict[str, float]:
+        return evaluate_policy(policy, env_id, episodes, env_kwargs=env_kwargs).as_dict()
+
+    return run
+
+
+def train_base(cfg: TrainBaseConfig) -> dict[str, Any]:
+    """Build datasets and the policy, train (resuming if the run exists), return the final metrics."""
+    import torch
+
+    from data import EpisodeStore
+    from data.dataset import WindowConfig, WindowDataset, split_episodes
+    from data.stats import compute_stats
+    from policies.base_policies import DiffusionPolicy, FlowPolicy, MipPolicy
+    from policies.config import ChunkConfig, DiffusionConfig, FlowConfig, MipConfig, ObsConfig, UnetNet
+    from policies.normalize import Normalizer
+    from policies.train import TrainConfig, Trainer
+
+    store = EpisodeStore.open(cfg.store, "r")
+    if not store.env_id:
+        raise ConfigError(f"{cfg.store} does not record its env id; it cannot be evaluated in sim")
+    episodes = [i for i in range(len(store)) if store.episode_meta(i)["success"] or not cfg.only_success]
+    if not episodes:
+        raise ConfigError(f"{cfg.store} has no successful episodes to train on (pass --no-only-success to use all)")
+    cams = tuple(f"image/{c.strip()}" for c in cfg.cameras.split(",") if c.strip())
+    if cfg.state_keys:
+        state_keys = tuple(k.strip() for k in cfg.state_keys.split(",") if k.strip())
+    else:
+        state_keys = tuple(k for k in store.keys if k.startswith("state/") and k != "state/joint_vel")
+    missing = [k for k in (*state_keys, *cams) if k not in store.keys]
+    if missing:
+        raise ConfigError(f"{cfg.store} has no keys {missing}; stored keys: {list(store.keys)}")
+    image_shape = store.schema[cams[0]].shape[:2] if cams else (84, 84)
+    chunk = ChunkConfig(cfg.horizon, cfg.n_obs_steps, cfg.n_action_steps)
+    wcfg = WindowConfig(state_keys=state_keys, image_keys=cams, n_obs_steps=chunk.n_obs_steps, horizon=chunk.horizon)
+    train_eps, val_eps = split_episodes(len(episodes), cfg.val_fraction, cfg.seed)
+    train_set = WindowDataset(store, wcfg, [episodes[i] for i in train_eps])
+    val_set = WindowDataset(store, wcfg, [episodes[i] for i in val_eps]) if val_eps else None
+    stats = compute_stats(store, [*state_keys, "action"], [episodes[i] for i in train_eps])
+    obs = ObsConfig(state_keys=state_keys, state_dims=tuple(int(store.schema[k].shape[0]) for k in state_keys),
+                    image_keys=cams, image_shape=(int(image_shape[0]), int(image_shape[1])))
+    net = UnetNet(down_dims=cfg.down_dims)
+    algo: Any = {"diffusion": DiffusionConfig(net=net), "flow": FlowConfig(net=net), "mip": MipConfig(net=net),
+                 "bc": MipConfig(two_step=False, net=net)}[cfg.policy]
+    cls: Any = {"diffusion": DiffusionPolicy, "flow": FlowPolicy, "mip": MipPolicy, "bc": MipPolicy}[cfg.policy]
+    meta = {"env_id": store.env_id, "store": str(Path(cfg.store).resolve()), "spec": store.spec,
+            "cameras": [c.split("/", 1)[1] for c in cams], "image_size": list(image_shape),
+            "train_episodes": len(train_eps)}
+    torch.manual_seed(cfg.seed)
+    policy = cls(obs, chunk, int(store.schema["action"].shape[0]), algo, Normalizer(stats), meta=meta)
+    tc = TrainConfig(steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr, eval_every=cfg.eval_every or cfg.steps,
+                     checkpoint_every=max(1, min(500, cfg.steps)), seed=cfg.seed, threads=cfg.threads,
+                     progress=cfg.progress)
+    trainer = Trainer(policy, train_set, cfg.out, tc, val_set=val_set,
+                      evaluator=_evaluator(store.env_id, cfg.eval_episodes, _env_kwargs(meta)))
+    if trainer.resume():
+        print(f"resuming {cfg.out} at step {trainer.step}")
+    result = trainer.fit()
+    (Path(cfg.out) / "config.json").write_text(json.dumps({"command": "train base", **_jsonable(cfg)}, indent=1))
+    return result
+
+
+def train_head(cfg: TrainHeadConfig) -> dict[str, Any]:
+    """Distil the teacher into a one-step head with precomputed teacher targets."""
+    from data import EpisodeStore
+    from data.dataset import WindowConfig, WindowDataset
+    from policies.config import ConsistencyConfig, MeanFlowConfig, MipHeadConfig, MlpNet
+    from policies.distill import TeacherTargets
+    from policies.heads import make_head
+    from policies.io import load_policy
+    from policies.train import TrainConfig, Trainer
+
+    teacher = load_policy(_policy_dir(cfg.teacher))
+    meta = teacher.meta
+    if "store" not in meta or not Path(meta["store"]).exists():
+        raise ConfigError(f"the teacher's demo store {meta.get('store')!r} is not available; heads distil on it")
+    store = EpisodeStore.open(meta["store"], "r")
+    episodes = [i for i in range(len(store)) if store.episode_meta(i)["success"]] or list(range(len(store)))
+    wcfg = WindowConfig(state_keys=teacher.obs_cfg.state_keys, image_keys=teacher.obs_cfg.image_keys,
+                        n_obs_steps=teacher.chunk_cfg.n_obs_steps, horizon=teacher.chunk_cfg.horizon)
+    windows = WindowDataset(store, wcfg, episodes)
+    student = MlpNet(hidden=cfg.mlp_hidden) if cfg.student == "mlp" else None
+    algo: Any = {"consistency": ConsistencyConfig(lcm_weight=cfg.lcm_weight, net=student),
+                 "meanflow": MeanFlowConfig(net=student), "mip": MipHeadConfig(net=student)}[cfg.kind]
+    head = make_head(teacher, algo)
+    head.meta["teacher"] = str(Path(cfg.teacher).resolve())
+    targets = TeacherTargets(teacher, windows, per_window=cfg.per_window, trajectories=cfg.lcm_weight > 0,
+                             seed=cfg.seed, progress=cfg.progress)
+    tc = TrainConfig(steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr, eval_every=cfg.eval_every or cfg.steps,
+                     checkpoint_every=max(1, min(500, cfg.steps)), seed=cfg.seed, threads=cfg.threads,
+                     progress=cfg.progress, val_every=0)
+    trainer = Trainer(head, targets, cfg.out, tc,
+                      evaluator=_evaluator(meta["env_id"], cfg.eval_episodes, _env_kwargs(meta)))
+    if trainer.resume():
+        print(f"resuming {cfg.out} at step {trainer.step}")
+    result = trainer.fit()
+    (Path(cfg.out) / "config.json").write_text(json.dumps({"command": "train head", **_jsonable(cfg)}, indent=1))
+    return result
+
+
+def evaluate(cfg: EvalConfig) -> dict[str, Any]:
+    """Load a policy and evaluate it; prints and returns the metrics."""
+    import torch
+
+    from policies.io import load_policy
+    from robot.sessions.evaluate import evaluate_policy
+
+    torch.set_num_threads(cfg.threads)
+    policy = load_policy(_policy_dir(cfg.policy))
+    env_id = cfg.env or policy.meta.get("env_id", "")
+    if not env_id:
+        raise ConfigError("the policy does not record its env; pass --env")
+    kwargs = _env_kwargs(policy.meta) if env_id.startswith("realrl/") else {}
+    res = evaluate_policy(policy, env_id, cfg.episodes, seed=cfg.seed, env_kwargs=kwargs, progress=cfg.progress)
+    out = {"policy": str(cfg.policy), "algo": policy.name, "nfe": policy.nfe, **res.as_dict()}
+    if cfg.json_out:
+        cfg.json_out.write_text(json.dumps(out, indent=1))
+    return out
+
+
+def _jsonable(cfg: Any) -> dict[str, Any]:
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in cfg.__dict__.items()}
+
+
+

@@ -1,0 +1,236 @@
+"""Policies: scheduler round trips, losses and gradients, checkpoints, normalization, resume."""
+
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from policies.base_policies import DiffusionPolicy, FlowPolicy, MipPolicy
+from policies.chunk_policy import TIME_SCALE
+from policies.config import (
+    ChunkConfig,
+    ConsistencyConfig,
+    DiffusionConfig,
+    FlowConfig,
+    MeanFlowConfig,
+    MipConfig,
+    MipHeadConfig,
+    MlpNet,
+    ObsConfig,
+    UnetNet,
+)
+from policies.heads import MeanFlowHead, make_head
+from policies.io import check_compatible, load_policy, save_policy
+from policies.normalize import Normalizer
+from robot.core import CheckpointError
+
+TINY = UnetNet(down_dims=(16, 32), step_embed_dim=16, n_groups=4)
+OBS = ObsConfig(state_keys=("state/ee_pose", "state/gripper"), state_dims=(7, 1))
+CHUNK = ChunkConfig(horizon=8, n_obs_steps=2, n_action_steps=4)
+STATS = {"state/ee_pose": {"min": -np.ones(7), "max": np.ones(7)}, "state/gripper": {"min": [0.0], "max": [1.0]},
+         "action": {"min": -np.ones(7), "max": np.ones(7)}}
+B = 6
+
+
+def batch() -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    return {"state/ee_pose": torch.rand(B, 2, 7, generator=g) * 2 - 1,
+            "state/gripper": torch.rand(B, 2, 1, generator=g),
+            "action": torch.rand(B, 8, 7, generator=g) * 2 - 1}
+
+
+def base(kind: str):
+    algo = {"diffusion": DiffusionConfig(net=TINY), "flow": FlowConfig(net=TINY), "mip": MipConfig(net=TINY),
+            "bc": MipConfig(two_step=False, net=MlpNet(hidden=(32,)))}[kind]
+    cls = {"diffusion": DiffusionPolicy, "flow": FlowPolicy, "mip": MipPolicy, "bc": MipPolicy}[kind]
+    torch.manual_seed(0)
+    return cls(OBS, CHUNK, 7, algo, Normalizer(STATS), meta={"env_id": "realrl/FrankaLift-v0"})
+
+
+HEADS = [ConsistencyConfig(), ConsistencyConfig(lcm_weight=1.0, net=MlpNet(hidden=(32,))), MeanFlowConfig(),
+         MeanFlowConfig(net=MlpNet(hidden=(32,))), MipHeadConfig(net=MlpNet(hidden=(32,)))]
+
+
+def head_batch(with_traj: bool = False) -> dict[str, torch.Tensor]:
+    b = batch()
+    b["noise"] = torch.randn(B, 8, 7)
+    b["teacher"] = torch.rand(B, 8, 7) * 2 - 1
+    if with_traj:
+        b["trajectory"] = torch.randn(B, 11, 8, 7)
+        b["timesteps"] = torch.arange(99, -1, -10).expand(B, 10)
+    return b
+
+
+def assert_grads(model: torch.nn.Module) -> None:
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert grads and all(g is not None and torch.isfinite(g).all() for g in grads)
+    assert sum(float(g.abs().sum()) for g in grads if g is not None) > 0
+
+
+@pytest.mark.parametrize("kind", ["diffusion", "flow", "mip", "bc"])
+def test_base_loss_is_scalar_with_gradient_flow_and_samples_have_chunk_shape(kind: str) -> None:
+    p = base(kind)
+    loss, metrics = p.loss(batch())
+    assert loss.shape == () and torch.isfinite(loss) and metrics["loss"] > 0
+    loss.backward()
+    assert_grads(p.model.net)
+    out = p.sample(batch(), torch.randn(B, 8, 7))
+    assert out.shape == (B, 8, 7)
+    assert p.nfe == {"diffusion": 10, "flow": 10, "mip": 2, "bc": 1}[kind]
+
+
+@pytest.mark.parametrize("algo", HEADS, ids=lambda a: f"{type(a).__name__}-{type(a.net).__name__}-{a}"[:40])
+def test_head_loss_gradients_and_one_call(algo) -> None:
+    head = make_head(base("diffusion"), algo)
+    lcm = isinstance(algo, ConsistencyConfig) and algo.lcm_weight > 0
+    loss, metrics = head.loss(head_batch(lcm))
+    assert loss.shape == () and torch.isfinite(loss)
+    if lcm:
+        assert metrics["loss_lcm"] > 0
+    loss.backward()
+    assert_grads(head.model.net)
+    calls = []
+    head.model.net.register_forward_hook(lambda *a: calls.append(1))
+    head.sample(batch(), torch.randn(B, 8, 7))
+    assert len(calls) == head.nfe == (2 if isinstance(algo, MipHeadConfig) else 1)
+
+
+def test_heads_start_from_the_teachers_weights() -> None:
+    teacher = base("diffusion")
+    head = make_head(teacher, ConsistencyConfig())
+    for k, v in teacher.model.state_dict().items():
+        torch.testing.assert_close(head.model.state_dict()[k], v)
+    light = make_head(teacher, ConsistencyConfig(net=MlpNet(hidden=(32,))))
+    torch.testing.assert_close(light.model.normalizer.state_dict()["action__scale"],
+                               teacher.model.normalizer.state_dict()["action__scale"])
+    with pytest.raises(Exception, match="DDIM"):
+        make_head(base("flow"), ConsistencyConfig())
+
+
+class Oracle:
+    """Exact predictions for a point-mass data distribution at x0 (what a perfect network would output)."""
+
+    def __init__(self, x0: torch.Tensor, kind: str, sched=None) -> None:
+        self.x0, self.kind, self.sched = x0, kind, sched
+
+    def __call__(self, x, t, cond, t2=None):
+        if self.kind == "eps":
+            ab = self.sched.alphas_cumprod[t.long()][:, None, None]
+            return (x - ab.sqrt() * self.x0) / (1 - ab).sqrt()
+        s = (t / TIME_SCALE)[:, None, None]
+        return (x - self.x0) / s  # flow velocity eps - x0 == (x_t - x0) / t; also MeanFlow's average velocity
+
+
+def test_ddim_flow_and_meanflow_samplers_recover_the_data_point_with_oracle_networks() -> None:
+    x0 = torch.rand(B, 8, 7) * 1.6 - 0.8
+    noise = torch.randn(B, 8, 7)
+    diff = base("diffusion")
+    out = diff.sample_normalized(None, noise, Oracle(x0, "eps", diff.train_scheduler))
+    torch.testing.assert_close(out, x0, atol=1e-4, rtol=0)
+    traj: list[torch.Tensor] = []
+    diff.ddim(None, noise, Oracle(x0, "eps", diff.train_scheduler), trajectory=traj)
+    assert len(traj) == 11 and list(diff.scheduler.timesteps[:2]) == [99, 89]  # trailing spacing
+    flow = base("flow")
+    torch.testing.assert_close(flow.sample_normalized(None, noise, Oracle(x0, "v")), x0, atol=1e-4, rtol=0)
+    mf = make_head(base("flow"), MeanFlowConfig())
+    assert isinstance(mf, MeanFlowHead)
+    torch.testing.assert_close(mf.sample_normalized(None, noise, Oracle(x0, "v")), x0, atol=1e-5, rtol=0)
+
+
+def test_ddpm_add_noise_matches_the_closed_form() -> None:
+    p = base("diffusion")
+    x0, eps, t = torch.randn(B, 8, 7), torch.randn(B, 8, 7), torch.randint(0, 100, (B,))
+    ab = p.train_scheduler.alphas_cumprod[t][:, None, None]
+    torch.testing.assert_close(p.train_scheduler.add_noise(x0, eps, t), ab.sqrt() * x0 + (1 - ab).sqrt() * eps)
+
+
+def test_meanflow_jvp_matches_finite_differences() -> None:
+    head = make_head(base("flow"), MeanFlowConfig(net=MlpNet(hidden=(32,))))
+    m = head.model.double()  # float64: the time embedding has high frequencies, float32 differences are too noisy
+    cond = m.condition({k: v.double() for k, v in batch().items()})
+    z, v = torch.randn(B, 8, 7, dtype=torch.float64), torch.randn(B, 8, 7, dtype=torch.float64)
+    r, t = torch.rand(B, dtype=torch.float64) * 0.3, 0.5 + torch.rand(B, dtype=torch.float64) * 0.4
+
+    def u(z_, r_, t_):
+        return m(z_, t_ * TIME_SCALE, cond, r_ * TIME_SCALE)
+
+    _, dudt = torch.func.jvp(u, (z, r, t), (v, torch.zeros_like(r), torch.ones_like(t)))
+    h = 1e-6
+    fd = (u(z + h * v, r, t + h) - u(z - h * v, r, t - h)) / (2 * h)
+    torch.testing.assert_close(dudt, fd, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["diffusion", "flow", "mip"])
+def test_checkpoint_round_trip_gives_bitwise_identical_actions(tmp_path: Path, kind: str) -> None:
+    p = base(kind)
+    p.loss(batch())[0].backward()  # weights are whatever they are; only equality matters
+    save_policy(p, tmp_path / "ck")
+    q = load_policy(tmp_path / "ck")
+    assert q.name == p.name and q.meta["env_id"] == "realrl/FrankaLift-v0"
+    obs = {"state/ee_pose": np.linspace(-1, 1, 7).astype(np.float32), "state/gripper": np.ones(1, np.float32)}
+    for policy in (p, q):
+        policy.reset()
+        policy.seed(7)
+    np.testing.assert_array_equal(p.act_chunk(obs), q.act_chunk(obs))
+    assert not (tmp_path / "ck" / "config.json").read_text().count("pickle")
+
+
+def test_head_checkpoint_round_trip(tmp_path: Path) -> None:
+    for algo in HEADS[2:]:
+        h = make_head(base("diffusion"), algo)
+        save_policy(h, tmp_path / "h")
+        g = load_policy(tmp_path / "h")
+        obs = {"state/ee_pose": np.zeros(7, np.float32), "state/gripper": np.zeros(1, np.float32)}
+        h.seed(3)
+        g.seed(3)
+        np.testing.assert_array_equal(h.act_chunk(obs), g.act_chunk(obs))
+
+
+def test_broken_checkpoints_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match="not a realrl checkpoint"):
+        load_policy(tmp_path)
+    save_policy(base("mip"), tmp_path / "ck")
+    (tmp_path / "ck" / "model.safetensors").write_bytes(b"garbage")
+    with pytest.raises(CheckpointError, match="damaged"):
+        load_policy(tmp_path / "ck")
+
+
+def test_normalizer_is_strict_and_invertible() -> None:
+    n = Normalizer({"a": {"min": np.array([0.0, 5.0]), "max": np.array([2.0, 5.0])}})
+    x = torch.tensor([[0.0, 5.0], [2.0, 5.0], [1.0, 5.0]])
+    y = n.normalize("a", x)
+    torch.testing.assert_close(y, torch.tensor([[-1.0, 0.0], [1.0, 0.0], [0.0, 0.0]]))  # constant dim -> 0
+    torch.testing.assert_close(n.unnormalize("a", y), x)
+    with pytest.raises(CheckpointError, match="no normalization statistics for 'b'"):
+        n.normalize("b", x)
+    p = base("mip")
+    p.reset()
+    with pytest.raises(CheckpointError, match="observation has no key 'state/gripper'"):
+        p.act({"state/ee_pose": np.zeros(7, np.float32)})
+
+
+def test_policy_for_another_layout_is_refused() -> None:
+    import sim  # noqa: F401
+
+    p = base("mip")
+    check_compatible(p, gym.make("realrl/FrankaLift-v0"))  # ee_pose (7) and gripper (1) exist, 7-D actions
+    with pytest.raises(CheckpointError, match="action space"):
+        check_compatible(p, gym.make("realrl/FrankaLift-v0", action_mode="joint_pos"))
+    img = base("mip")
+    img.obs_cfg = ObsConfig(state_keys=OBS.state_keys, state_dims=OBS.state_dims, image_keys=("image/front",))
+    with pytest.raises(CheckpointError, match="missing camera 'image/front'"):
+        check_compatible(img, gym.make("realrl/FrankaLift-v0"))
+
+
+def test_act_replans_every_ta_steps() -> None:
+    p = base("mip")
+    p.reset()
+    calls = []
+    p.model.net.register_forward_hook(lambda *a: calls.append(1))
+    obs = {"state/ee_pose": np.zeros(7, np.float32), "state/gripper": np.zeros(1, np.float32)}
+    for _ in range(9):
+        a = p.act(obs)
+        assert a.shape == (7,) and np.all(np.abs(a) <= 1)
+    assert len(calls) == 3 * p.nfe  # steps 0, 4, 8
