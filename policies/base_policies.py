@@ -29,7 +29,6 @@ class DiffusionPolicy(ChunkPolicy):
         normalizer: Normalizer,
         **kw: object,
     ) -> None:
-        kw.setdefault("net", algo.net)
         super().__init__(obs, chunk, action_dim, algo, normalizer, **kw)  # type: ignore[arg-type]
         common = {
             "num_train_timesteps": algo.train_steps,
@@ -100,7 +99,6 @@ class FlowPolicy(ChunkPolicy):
         normalizer: Normalizer,
         **kw: object,
     ) -> None:
-        kw.setdefault("net", algo.net)
         super().__init__(obs, chunk, action_dim, algo, normalizer, **kw)  # type: ignore[arg-type]
         self.scheduler = FlowMatchEulerDiscreteScheduler(num_train_timesteps=int(TIME_SCALE), shift=1.0)
         self.inference_steps = algo.inference_steps
@@ -173,7 +171,6 @@ class MipPolicy(ChunkPolicy):
     def __init__(
         self, obs: ObsConfig, chunk: ChunkConfig, action_dim: int, algo: MipConfig, normalizer: Normalizer, **kw: object
     ) -> None:
-        kw.setdefault("net", algo.net)
         super().__init__(obs, chunk, action_dim, algo, normalizer, **kw)  # type: ignore[arg-type]
 
     @property

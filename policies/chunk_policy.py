@@ -13,7 +13,7 @@ from torch import nn
 
 from policies.config import ALGO_NAMES, Algo, ChunkConfig, MlpNet, Net, ObsConfig, UnetNet
 from policies.normalize import Normalizer
-from robot.core.errors import CheckpointError
+from robot.core.errors import CheckpointError, ConfigError
 from robot.core.interfaces import Policy
 from robot.core.types import Observation
 
@@ -112,10 +112,13 @@ class ChunkPolicy(Policy, abc.ABC):
         algo: Algo,
         normalizer: Normalizer,
         *,
-        net: Net,
+        net: Net | None = None,
         meta: dict[str, Any] | None = None,
     ) -> None:
         self.obs_cfg, self.chunk_cfg, self.action_dim, self.algo = obs, chunk, action_dim, algo
+        net = net or getattr(algo, "net", None)  # base policies carry their net in their config
+        if net is None:
+            raise ConfigError(f"{type(self).__name__}: no network given (a head needs net=..., see make_head)")
         self.model = ChunkModel(obs, chunk, action_dim, net, normalizer, two_times=self.two_times)
         self.net_cfg = net
         self.meta: dict[str, Any] = dict(meta or {})

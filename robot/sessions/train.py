@@ -3,15 +3,37 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from robot.core.errors import ConfigError
 
 
+@dataclass(frozen=True, kw_only=True)
+class RunBudget:
+    """Optimization budget and evaluation cadence shared by the train commands."""
+
+    steps: int = 3000
+    """Gradient steps."""
+    batch_size: int = 128
+    """Batch size."""
+    lr: float = 1e-3
+    """Peak learning rate."""
+    eval_every: int = 1000
+    """Sim evaluation every N steps (0: only at the end)."""
+    eval_episodes: int = 20
+    """Episodes per evaluation."""
+    seed: int = 0
+    """Seed."""
+    threads: int = 2
+    """torch threads."""
+    progress: bool = True
+    """Progress bars."""
+
+
 @dataclass(frozen=True)
-class TrainBaseConfig:
+class TrainBaseConfig(RunBudget):
     """Train a base policy (diffusion, flow or MIP/BC) on an episode store."""
 
     store: Path
@@ -34,28 +56,12 @@ class TrainBaseConfig:
     """To."""
     n_action_steps: int = 8
     """Ta."""
-    steps: int = 3000
-    """Gradient steps."""
-    batch_size: int = 128
-    """Batch size."""
-    lr: float = 1e-3
-    """Peak learning rate."""
     val_fraction: float = 0.1
     """Episodes held out for the validation loss."""
-    eval_every: int = 1000
-    """Sim evaluation every N steps (0: only at the end)."""
-    eval_episodes: int = 20
-    """Episodes per evaluation."""
-    seed: int = 0
-    """Seed."""
-    threads: int = 2
-    """torch threads."""
-    progress: bool = True
-    """Progress bars."""
 
 
 @dataclass(frozen=True)
-class TrainHeadConfig:
+class TrainHeadConfig(RunBudget):
     """Distil a trained base policy (the teacher) into a one-step head."""
 
     teacher: Path
@@ -72,22 +78,8 @@ class TrainHeadConfig:
     """Consistency head: weight of the LCM boundary-condition loss."""
     per_window: int = 2
     """Teacher samples (noises) per training window."""
-    steps: int = 3000
-    """Gradient steps."""
-    batch_size: int = 256
-    """Batch size."""
-    lr: float = 1e-3
-    """Peak learning rate."""
-    eval_every: int = 1000
-    """Sim evaluation every N steps (0: only at the end)."""
-    eval_episodes: int = 20
-    """Episodes per evaluation."""
-    seed: int = 0
-    """Seed."""
-    threads: int = 2
-    """torch threads."""
-    progress: bool = True
-    """Progress bars."""
+    batch_size: int = field(default=256, kw_only=True)
+    """Batch size (the MLP student is cheap: larger batches)."""
 
 
 @dataclass(frozen=True)
