@@ -11,6 +11,7 @@ import gymnasium as gym
 import numpy as np
 
 from robot.core.errors import ConfigError, SafetyError
+from robot.core.interfaces import Policy
 from robot.core.spec import ActionMode
 from robot.env import RobotEnv
 
@@ -298,3 +299,126 @@ class StateDictObservation(gym.Wrapper[dict[str, np.ndarray], Any, Any, Any]):
         obs, reward, terminated, truncated, info = self.env.step(action)
         info["success"] = self._success(info)
         return self._flatten(obs), reward, terminated, truncated, info
+
+
+class ResidualAction(
+    gym.Wrapper[dict[str, np.ndarray], np.ndarray, dict[str, np.ndarray], np.ndarray], gym.utils.RecordConstructorArgs
+):
+    """Executes clip(base + scale * residual) with a frozen base policy; the base action joins the observation.
+
+    The agent acts in residual space [-1, 1]^Da. Each step the base policy (which runs its own chunks and
+    queue) is asked for its action on the current observation; that action is exposed as
+    `obs["base_action"]` so the residual actor and critic can condition on it. The base is reset (and
+    re-seeded from the episode seed, for reproducible rollouts) at every episode start.
+    """
+
+    def __init__(self, env: gym.Env[Any, Any], base: Policy, scale: float = 0.1) -> None:
+        gym.utils.RecordConstructorArgs.__init__(self, base=base, scale=scale)
+        gym.Wrapper.__init__(self, env)
+        if not isinstance(env.action_space, gym.spaces.Box):
+            raise ConfigError(f"ResidualAction needs a Box action space, got {env.action_space}")
+        if not isinstance(env.observation_space, gym.spaces.Dict):
+            raise ConfigError("ResidualAction needs dict observations (realrl envs or StateDictObservation)")
+        if not 0.0 < scale <= 1.0:
+            raise ConfigError(f"residual scale must be in (0, 1], got {scale}")
+        self.base, self.scale = base, float(scale)
+        self._low = np.asarray(env.action_space.low, dtype=np.float64)
+        self._high = np.asarray(env.action_space.high, dtype=np.float64)
+        shape = env.action_space.shape
+        self.action_space = gym.spaces.Box(-1.0, 1.0, shape=shape, dtype=np.float32)
+        self.observation_space = gym.spaces.Dict(  # type: ignore[assignment]
+            {**env.observation_space.spaces,
+             "base_action": gym.spaces.Box(-1.0, 1.0, shape=shape, dtype=np.float32)}
+        )
+        self._base_action = np.zeros(shape, dtype=np.float32)
+
+    def _with_base(self, obs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        a = np.asarray(self.base.act(obs), dtype=np.float64)
+        self._base_action = np.clip(a, self._low, self._high).astype(np.float32)
+        return {**obs, "base_action": self._base_action}
+
+    def reset(self, **kwargs: Any) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Reset env and base; the first base action is computed here."""
+        obs, info = self.env.reset(**kwargs)
+        self.base.reset()
+        seed_fn = getattr(self.base, "seed", None)
+        if seed_fn is not None and kwargs.get("seed") is not None:
+            seed_fn(int(kwargs["seed"]))
+        return self._with_base(obs), info
+
+    def step(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], SupportsFloat, bool, bool, dict[str, Any]]:
+        """Combine, clip, step; then ask the base for the next action."""
+        residual = np.asarray(action, dtype=np.float64)
+        if residual.shape != self._low.shape:
+            raise ConfigError(f"residual shape {residual.shape} does not match the action space {self._low.shape}")
+        combined = np.clip(self._base_action + self.scale * np.clip(residual, -1.0, 1.0), self._low, self._high)
+        obs, reward, terminated, truncated, info = self.env.step(combined.astype(np.float32))
+        info["base_action"] = self._base_action.copy()
+        info["combined_action"] = combined.astype(np.float32)
+        if terminated or truncated:
+            # No next action is needed; keep the observation layout without consulting the base.
+            return {**obs, "base_action": self._base_action}, reward, terminated, truncated, info
+        return self._with_base(obs), reward, terminated, truncated, info
+
+
+class ActionChunking(gym.Wrapper[Any, np.ndarray, Any, np.ndarray], gym.utils.RecordConstructorArgs):
+    """Takes (Ta, Da) chunks; executes the first `execute` actions open loop, then returns for a re-plan.
+
+    With `ensemble` set (ACT-style temporal ensembling) every step's action is the exponentially weighted
+    mean (weights exp(-ensemble * age), oldest first) of every chunk that covers that step. Rewards of the
+    executed steps are summed; `info["executed"]` says how many ran (fewer when the episode ended).
+    """
+
+    def __init__(self, env: gym.Env[Any, Any], chunk_len: int, execute: int | None = None,
+                 ensemble: float | None = None) -> None:
+        gym.utils.RecordConstructorArgs.__init__(self, chunk_len=chunk_len, execute=execute, ensemble=ensemble)
+        gym.Wrapper.__init__(self, env)
+        if not isinstance(env.action_space, gym.spaces.Box) or len(env.action_space.shape) != 1:
+            raise ConfigError(f"ActionChunking needs a 1-D Box action space, got {env.action_space}")
+        execute = chunk_len if execute is None else execute
+        if not 1 <= execute <= chunk_len:
+            raise ConfigError(f"need 1 <= execute <= chunk_len, got execute={execute}, chunk_len={chunk_len}")
+        if ensemble is not None and ensemble < 0:
+            raise ConfigError(f"ensemble weight must be >= 0, got {ensemble}")
+        self.chunk_len, self.execute, self.ensemble = chunk_len, execute, ensemble
+        da = env.action_space.shape[0]
+        low = np.broadcast_to(env.action_space.low, (chunk_len, da))
+        high = np.broadcast_to(env.action_space.high, (chunk_len, da))
+        self.action_space = gym.spaces.Box(low.astype(np.float32), high.astype(np.float32), dtype=np.float32)
+        self._t = 0
+        self._chunks: deque[tuple[int, np.ndarray]] = deque()
+
+    def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
+        """Reset and forget previous chunks."""
+        self._t = 0
+        self._chunks.clear()
+        return self.env.reset(**kwargs)
+
+    def _action_at(self, t: int) -> np.ndarray:
+        covering = [(start, c[t - start]) for start, c in self._chunks if start <= t < start + len(c)]
+        if self.ensemble is None or len(covering) == 1:
+            return covering[-1][1]
+        w = np.exp(-self.ensemble * np.arange(len(covering)))  # oldest chunk gets weight 1
+        return np.tensordot(w / w.sum(), np.stack([a for _, a in covering]), axes=1)
+
+    def step(self, action: np.ndarray) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
+        """Execute up to `execute` steps of the chunk."""
+        chunk = np.asarray(action, dtype=np.float64)
+        if chunk.shape != self.action_space.shape:
+            raise ConfigError(f"chunk shape {chunk.shape} does not match {self.action_space.shape}")
+        self._chunks.append((self._t, chunk))
+        while self._chunks and self._chunks[0][0] + self.chunk_len <= self._t:
+            self._chunks.popleft()
+        total, n = 0.0, 0
+        obs: Any = None
+        terminated = truncated = False
+        info: dict[str, Any] = {}
+        for _ in range(self.execute):
+            obs, r, terminated, truncated, info = self.env.step(self._action_at(self._t).astype(np.float32))
+            total += float(r)
+            n += 1
+            self._t += 1
+            if terminated or truncated:
+                break
+        info["executed"] = n
+        return obs, total, terminated, truncated, info
