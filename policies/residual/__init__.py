@@ -1,0 +1,1 @@
+"""Residual off-policy RL (ResFiT recipe): residual actors, critic ensemble, n-step replay, losses."""

@@ -1,0 +1,97 @@
+"""Residual RL core: n-step targets across episode ends and envs, ensemble target selection, zero-init actors."""
+
+import numpy as np
+import pytest
+import torch
+
+from policies.residual.losses import critic_loss, pair_min, soft_update, td_target, truncated_gaussian
+from policies.residual.nets import CriticEnsemble, GaussianResidualActor, ResidualActor
+from policies.residual.replay import ReplayBuffer
+
+
+def fill(buf: ReplayBuffer, rewards, terms, truncs) -> None:
+    """rewards/terms/truncs: (T, E); obs encode (t, e) so the bootstrap row can be identified."""
+    for t in range(len(rewards)):
+        e = buf.n_envs
+        obs = np.stack([[t, i] for i in range(e)]).astype(np.float32)
+        nxt = obs + np.array([0.5, 0], np.float32)
+        buf.add(obs, np.zeros((e, 1)), np.asarray(rewards[t]), nxt, np.asarray(terms[t]), np.asarray(truncs[t]))
+
+
+def test_nstep_returns_stop_at_termination_truncation_and_newest_row() -> None:
+    g = 0.9
+    buf = ReplayBuffer(16, 2, obs_dim=2, action_dim=1, n_step=3, gamma=g)
+    # env 0: terminates at t=1 (reward 1); env 1: truncated at t=2; 6 rows in total.
+    rewards = [[0, 0], [1, 0], [0, 0], [0, 0], [0, 0], [2, 3]]
+    terms = [[0, 0], [1, 0], [0, 0], [0, 0], [0, 0], [0, 0]]
+    truncs = [[0, 0], [0, 0], [0, 1], [0, 0], [0, 0], [0, 0]]
+    fill(buf, rewards, terms, truncs)
+    rows = {}
+    for _ in range(50):
+        b = buf.sample(64)
+        for o, ret, disc, nxt in zip(b.obs, b.returns, b.discount, b.next_obs, strict=True):
+            rows[(int(o[0]), int(o[1]))] = (float(ret), float(disc), tuple(nxt))
+    # env 0 at t=0: r0 + g r1, terminated at t=1 -> no bootstrap
+    assert rows[(0, 0)][:2] == pytest.approx((g * 1.0, 0.0))
+    # env 0 at t=2 (new episode): three steps 2, 3, 4 -> bootstrap from after t=4 with g^3
+    assert rows[(2, 0)][:2] == pytest.approx((0.0, g**3)) and rows[(2, 0)][2] == (4.5, 0.0)
+    # env 1 at t=1: steps 1, 2; truncated at 2 -> bootstrap from after t=2 with g^2
+    assert rows[(1, 1)][:2] == pytest.approx((0.0, g**2)) and rows[(1, 1)][2] == (2.5, 1.0)
+    # env 1 at t=4: only rows 4 and 5 exist yet -> two steps, g * 3 reward, g^2 discount
+    assert rows[(4, 1)][:2] == pytest.approx((g * 3.0, g**2)) and rows[(4, 1)][2] == (5.5, 1.0)
+    # env 0 at t=5: newest row, one step
+    assert rows[(5, 0)][:2] == pytest.approx((2.0, g))
+
+
+def test_ring_buffer_wraps_without_reading_overwritten_rows() -> None:
+    buf = ReplayBuffer(5, 1, obs_dim=2, action_dim=1, n_step=3, gamma=1.0)
+    fill(buf, [[1]] * 8, [[0]] * 8, [[0]] * 8)
+    assert len(buf) == 5
+    b = buf.sample(200)
+    assert set(b.obs[:, 0].astype(int)) == {3, 4, 5, 6, 7}  # rows 0-2 were overwritten
+    for o, ret in zip(b.obs[:, 0], b.returns, strict=True):
+        assert ret == min(3, 8 - int(o))  # windows stop at the newest row
+
+
+def test_pair_min_takes_two_distinct_random_heads() -> None:
+    q = torch.arange(10.0).unsqueeze(1).expand(10, 3)  # head k predicts k
+    seen = set()
+    g = torch.Generator().manual_seed(0)
+    for _ in range(200):
+        v = pair_min(q, g)
+        assert torch.all(v == v[0])
+        seen.add(int(v[0]))
+    assert 9 not in seen and len(seen) > 5  # the min of two distinct heads is never the largest
+
+
+def test_td_target_and_critic_loss() -> None:
+    target = td_target(torch.tensor([1.0, 0.5]), torch.tensor([0.0, 0.9]), torch.tensor([10.0, 10.0]))
+    torch.testing.assert_close(target, torch.tensor([1.0, 9.5]))
+    q = torch.tensor([[1.0, 9.5], [3.0, 9.5]], requires_grad=True)
+    loss = critic_loss(q, target)
+    assert float(loss) == pytest.approx(4.0 / 4)
+    loss.backward()
+    assert q.grad is not None
+
+
+def test_fresh_actors_output_zero_residual_and_critics_have_independent_heads() -> None:
+    obs = torch.randn(32, 12)
+    assert torch.equal(ResidualActor(12, 7)(obs), torch.zeros(32, 7))
+    a, logp = GaussianResidualActor(12, 7)(obs, deterministic=True)
+    assert torch.equal(a, torch.zeros(32, 7)) and logp.shape == (32,)
+    a, logp = GaussianResidualActor(12, 7)(obs)
+    assert a.abs().max() < 1 and torch.isfinite(logp).all()
+    critic = CriticEnsemble(12, 7, n_heads=5)
+    q = critic(obs, torch.zeros(32, 7))
+    assert q.shape == (5, 32) and q.std(0).mean() > 0  # heads are initialised differently
+    q.sum().backward()
+    assert all(p.grad is not None for p in critic.parameters())
+
+
+def test_soft_update_and_truncated_noise() -> None:
+    a, b = torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)
+    w = a.weight.detach().clone()
+    soft_update(a, b, 0.25)
+    torch.testing.assert_close(a.weight, 0.75 * w + 0.25 * b.weight.detach())
+    x = truncated_gaussian(torch.full((1000, 2), 0.95), std=1.0, clip=0.2)
+    assert x.max() <= 1.0 and x.min() >= 0.75
