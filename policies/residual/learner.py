@@ -1,0 +1,208 @@
+"""ResFiT learner: residual actor + critic ensemble on the combined action, TD3 (default) or SAC updates."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+
+from policies.residual.losses import (
+    alpha_loss,
+    critic_loss,
+    deterministic_actor_loss,
+    pair_min,
+    sac_actor_loss,
+    soft_update,
+    td_target,
+    truncated_gaussian,
+)
+from policies.residual.nets import CriticEnsemble, GaussianResidualActor, ResidualActor
+from policies.residual.replay import NStepBatch
+from robot.core.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class ResidualConfig:
+    """Residual learner hyper-parameters (CPU defaults; see `gpu_preset` for the ResFiT-size setup)."""
+
+    algo: Literal["td3", "sac"] = "td3"
+    """Deterministic residual (TD3, ResFiT default) or squashed-Gaussian residual (SAC)."""
+    scale: float = 0.1
+    """Residual scale in the normalized action range: executed = clip(base + scale * residual)."""
+    hidden: tuple[int, ...] = (256, 256)
+    """Actor and critic widths."""
+    n_heads: int = 5
+    """Critic ensemble size."""
+    gamma: float = 0.99
+    """Discount."""
+    n_step: int = 3
+    """n-step returns."""
+    utd: int = 2
+    """Critic updates per env step (update-to-data ratio)."""
+    actor_every: int = 2
+    """One actor update per this many critic updates."""
+    tau: float = 0.005
+    """Soft target update rate."""
+    lr: float = 3e-4
+    """Adam learning rate (actor and critic)."""
+    batch_size: int = 256
+    """Batch size (half demo, half online once both exist)."""
+    explore_std: float = 0.2
+    """Exploration noise std in residual units (TD3), truncated at 2 std."""
+    target_noise: float = 0.2
+    """Target policy smoothing noise std (TD3)."""
+    target_noise_clip: float = 0.5
+    """Target policy smoothing clip."""
+    grad_clip: float = 10.0
+    """Gradient-norm clip."""
+    init_alpha: float = 0.05
+    """SAC initial temperature."""
+
+    def __post_init__(self) -> None:
+        if not 0 < self.scale <= 1:
+            raise ConfigError(f"residual scale must be in (0, 1], got {self.scale}")
+        if self.n_heads < 2 or self.utd < 1 or self.actor_every < 1 or self.n_step < 1:
+            raise ConfigError("need n_heads >= 2, utd >= 1, actor_every >= 1, n_step >= 1")
+
+
+def gpu_preset(algo: Literal["td3", "sac"] = "td3") -> ResidualConfig:
+    """ResFiT-size networks and update ratio for a GPU learner."""
+    return ResidualConfig(algo=algo, hidden=(1024, 1024), n_heads=10, utd=4)
+
+
+class ResidualLearner:
+    """Owns the residual actor, the critic ensemble and their targets and optimizers.
+
+    Observation features are (B, D) with the base action in the last Da columns (ResidualAction puts it in
+    the observation); the critic scores the combined (executed) action stored in the replay.
+    """
+
+    def __init__(self, obs_dim: int, action_dim: int, config: ResidualConfig | None = None, seed: int = 0) -> None:
+        self.cfg = c = config or ResidualConfig()
+        self.obs_dim, self.action_dim = obs_dim, action_dim
+        torch.manual_seed(seed)
+        self.gen = torch.Generator().manual_seed(seed)
+        self.actor: torch.nn.Module = (ResidualActor(obs_dim, action_dim, c.hidden) if c.algo == "td3"
+                                       else GaussianResidualActor(obs_dim, action_dim, c.hidden))
+        self.critic = CriticEnsemble(obs_dim, action_dim, c.n_heads, c.hidden)
+        self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
+        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=c.lr)
+        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=c.lr)
+        self.log_alpha = torch.tensor(float(np.log(c.init_alpha)), requires_grad=True)
+        self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=c.lr)
+        self.target_entropy = -float(action_dim)
+        self.updates = 0
+
+    # -- acting ---------------------------------------------------------------------------------
+    def _residual(self, actor: torch.nn.Module, obs: torch.Tensor, explore: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """(residual (B, Da), log_prob (B,) or zeros)."""
+        if self.cfg.algo == "sac":
+            a, logp = actor(obs, deterministic=not explore)
+            return a, logp
+        a = actor(obs)
+        if explore:
+            a = truncated_gaussian(a, self.cfg.explore_std, 2 * self.cfg.explore_std, self.gen)
+        return a, torch.zeros(obs.shape[0])
+
+    def combine(self, obs: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        """clip(base + scale * residual) with the base action read from the observation. (B, Da)."""
+        base = obs[:, -self.action_dim:]
+        return (base + self.cfg.scale * residual).clamp(-1.0, 1.0)
+
+    @torch.no_grad()
+    def act(self, obs: np.ndarray, explore: bool = False) -> np.ndarray:
+        """Residual actions for a batch of observation features (E, D) -> (E, Da) in [-1, 1]."""
+        r, _ = self._residual(self.actor, torch.as_tensor(obs, dtype=torch.float32), explore)
+        return r.numpy()
+
+    # -- learning -------------------------------------------------------------------------------
+    def _critic_step(self, b: NStepBatch) -> dict[str, float]:
+        obs, act = torch.as_tensor(b.obs), torch.as_tensor(b.action)
+        nxt = torch.as_tensor(b.next_obs)
+        with torch.no_grad():
+            if self.cfg.algo == "sac":
+                r_next, logp = self.actor(nxt)
+                alpha = self.log_alpha.exp()
+            else:
+                r_next = truncated_gaussian(self.actor_target(nxt), self.cfg.target_noise, self.cfg.target_noise_clip,
+                                            self.gen)
+                logp, alpha = torch.zeros(nxt.shape[0]), torch.zeros(())
+            q_next = pair_min(self.critic_target(nxt, self.combine(nxt, r_next)), self.gen) - alpha * logp  # (B,)
+            target = td_target(torch.as_tensor(b.returns), torch.as_tensor(b.discount), q_next)
+        q = self.critic(obs, act)  # (K, B)
+        loss = critic_loss(q, target)
+        self.critic_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.critic.parameters(), self.cfg.grad_clip)
+        self.critic_opt.step()
+        soft_update(self.critic_target, self.critic, self.cfg.tau)
+        return {"critic_loss": float(loss.detach()), "q_mean": float(q.detach().mean())}
+
+    def _actor_step(self, b: NStepBatch) -> dict[str, float]:
+        obs = torch.as_tensor(b.obs)
+        r, logp = self._residual(self.actor, obs, explore=self.cfg.algo == "sac")
+        q = self.critic(obs, self.combine(obs, r))  # (K, B)
+        out: dict[str, float] = {}
+        if self.cfg.algo == "sac":
+            alpha = self.log_alpha.exp()
+            loss = sac_actor_loss(q, logp, alpha)
+            a_loss = alpha_loss(self.log_alpha, logp, self.target_entropy)
+            self.alpha_opt.zero_grad(set_to_none=True)
+            a_loss.backward()
+            self.alpha_opt.step()
+            out["alpha"] = float(alpha.detach())
+        else:
+            loss = deterministic_actor_loss(q)
+        self.actor_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.actor.parameters(), self.cfg.grad_clip)
+        self.actor_opt.step()
+        soft_update(self.actor_target, self.actor, self.cfg.tau)
+        out |= {"actor_loss": float(loss.detach()), "residual_abs": float(r.detach().abs().mean())}
+        return out
+
+    def update(self, batches: Iterator[NStepBatch], actor: bool = True) -> dict[str, float]:
+        """cfg.utd critic updates from `batches`, with an actor update every cfg.actor_every (unless actor=False,
+        the critic-only warm-up). Returns the last metrics."""
+        metrics: dict[str, float] = {}
+        for _ in range(self.cfg.utd):
+            b = next(batches)
+            metrics |= self._critic_step(b)
+            self.updates += 1
+            if actor and self.updates % self.cfg.actor_every == 0:
+                metrics |= self._actor_step(b)
+        return metrics
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """All weights (not optimizer state) as flat tensors, for safetensors."""
+        out: dict[str, torch.Tensor] = {}
+        for name, mod in (("actor", self.actor), ("critic", self.critic), ("actor_target", self.actor_target),
+                          ("critic_target", self.critic_target)):
+            out |= {f"{name}/{k}": v for k, v in mod.state_dict().items()}
+        out["log_alpha"] = self.log_alpha.detach().reshape(1)
+        return out
+
+    def load_state_dict(self, tensors: dict[str, torch.Tensor]) -> None:
+        """Inverse of state_dict."""
+        for name, mod in (("actor", self.actor), ("critic", self.critic), ("actor_target", self.actor_target),
+                          ("critic_target", self.critic_target)):
+            mod.load_state_dict({k[len(name) + 1:]: v for k, v in tensors.items() if k.startswith(f"{name}/")})
+        with torch.no_grad():
+            self.log_alpha.copy_(tensors["log_alpha"][0])
+
+
+def mix(online: Iterator[NStepBatch], demo: Iterator[NStepBatch] | None) -> Iterator[NStepBatch]:
+    """Concatenate equal halves of demo and online batches (RLPD symmetric sampling); online only without demos."""
+    while True:
+        a = next(online)
+        if demo is None:
+            yield a
+            continue
+        d = next(demo)
+        yield NStepBatch(*(np.concatenate([getattr(a, f), getattr(d, f)]) for f in
+                           ("obs", "action", "returns", "discount", "next_obs")))
