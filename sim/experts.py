@@ -62,6 +62,7 @@ class PickPlaceExpert(Policy):
 
     def reset(self) -> None:
         """Start a new episode: new plan offsets."""
+        self.clean_action: np.ndarray | None = None
         self.phase = Phase.APPROACH
         self.timer = 0
         err = 1.0 - self.skill
@@ -123,6 +124,8 @@ class PickPlaceExpert(Policy):
 
         a[3:6] = self._orient(rot, obj if self.phase <= Phase.CLOSE else None)
         a[6] = 2.0 * grip - 1.0
+        self.clean_action = np.clip(a, -1.0, 1.0).astype(np.float32)
+        """The action before execution noise: the label for DART-style demos (noisy states, clean labels)."""
         if self.noise > 0:
             a[:6] += self.rng.normal(0.0, self.noise, 6)
         return np.clip(a, -1.0, 1.0).astype(np.float32)

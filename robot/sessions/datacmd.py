@@ -33,6 +33,9 @@ class CollectConfig:
     """Square camera image size (pixels)."""
     seed: int = 0
     """Episode i uses seed + i (continues after the episodes already in the store)."""
+    label: Literal["clean", "executed"] = "clean"
+    """Stored action: the expert's noise-free action (DART: noisy states, clean labels, so demos show
+    recoveries) or the executed (noisy, safety-clipped) one. Random/teleop sources always store executed."""
     only_success: bool = False
     """Keep only successful episodes (others are discarded, still counted)."""
     operator: str = ""
@@ -154,8 +157,12 @@ def collect(cfg: CollectConfig) -> dict[str, int]:
                 while not done:
                     action = policy.act(obs)
                     next_obs, reward, terminated, truncated, info = env.step(action)
-                    # The stored action is what was executed (after safety clipping), aligned with obs.
-                    rec.add_step(obs, np.asarray(info.get("sent_action", action)), float(reward))
+                    clean = getattr(policy, "clean_action", None)
+                    if cfg.label == "clean" and clean is not None:
+                        label = clean
+                    else:  # what was executed after safety clipping, aligned with obs
+                        label = np.asarray(info.get("sent_action", action))
+                    rec.add_step(obs, label, float(reward))
                     obs, done = next_obs, terminated or truncated
                     success = success or bool(info.get("success", False))
                 counts["recorded"] += 1
@@ -165,7 +172,7 @@ def collect(cfg: CollectConfig) -> dict[str, int]:
                 else:
                     rec.end_episode(success=success, task=task_text, source="expert" if cfg.source == "expert"
                                     else "policy", operator=cfg.operator,
-                                    meta={"seed": seed, "noise": cfg.noise, "skill": cfg.skill})
+                                    meta={"seed": seed, "noise": cfg.noise, "skill": cfg.skill, "label": cfg.label})
                     counts["kept"] += 1
                 bar.set_postfix(success=f"{counts['successes']}/{counts['recorded']}", kept=counts["kept"])
         counts["dropped_steps"] = rec.stats().steps_dropped
