@@ -61,8 +61,8 @@ class ChunkConfig:
 class UnetNet:
     """ConditionalUnet1D denoiser (diffusion_policy design)."""
 
-    down_dims: tuple[int, ...] = (64, 128, 256)
-    """Channels per level (DiffusionPolicy uses (256, 512, 1024); this CPU default is 16x cheaper)."""
+    down_dims: tuple[int, ...] = (32, 64, 128)
+    """Channels per level (DiffusionPolicy uses (256, 512, 1024); this CPU default is ~50x cheaper)."""
     kernel_size: int = 5
     """Temporal kernel size."""
     n_groups: int = 8

@@ -17,7 +17,8 @@ from robot.core.types import Observation
 
 @dataclass(frozen=True)
 class ObjectSpec:
-    """A free box on the table; observed as state/<name>_pose (position + wxyz quaternion)."""
+    """A free box on the table; observed as state/<name>_pose (position + wxyz quaternion) and, for robots
+    with a TCP, state/<name>_rel (object position minus TCP position)."""
 
     name: str
     """Body name and observation key stem."""
@@ -210,8 +211,13 @@ class MujocoRobot(Robot):
         _, data = self._require()
         obs: Observation = {}
         self._robot_state(obs)
+        ee = obs.get("state/ee_pose")
         for name, (qadr, _, _, _) in self._obj_qadr.items():
             obs[f"state/{name}_pose"] = data.qpos[qadr : qadr + 7].astype(np.float32)
+            if ee is not None:
+                # Object relative to the TCP (as robosuite's cube_to_eef_pos): grasp precision is far easier
+                # to learn from this difference than from two absolute positions.
+                obs[f"state/{name}_rel"] = (data.qpos[qadr : qadr + 3] - ee[:3]).astype(np.float32)
         obs["time/state"] = np.array(data.time, dtype=np.float64)
         for cam in self.cameras:
             obs[f"image/{cam.name}"] = self._render(cam.name, cam.height, cam.width)
