@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812 - torch convention
 
 from policies.base_policies import DiffusionPolicy, mip_loss, mip_sample
-from policies.chunk_policy import TIME_SCALE, Batch, ChunkModel, ChunkPolicy
+from policies.chunk_policy import Batch, ChunkModel, ChunkPolicy
 from policies.config import ConsistencyConfig, MeanFlowConfig, MipHeadConfig
 from policies.registry import POLICIES
 from robot.core.errors import ConfigError
@@ -66,6 +66,11 @@ class ConsistencyHead(ChunkPolicy):
         return m(noise, torch.full((noise.shape[0],), self.t_max), cond)
 
 
+MEANFLOW_TIME_SCALE = 1.0
+"""MeanFlow feeds t, r in [0, 1] unscaled: its target contains (t - r) du/dt, and at the diffusion scale (x1000)
+the sinusoidal time embedding makes du/dt ~1000x larger, which diverges in training."""
+
+
 @POLICIES.register("meanflow")
 class MeanFlowHead(ChunkPolicy):
     """Average velocity u(z_t, r, t) with u = v - (t - r) du/dt; one step x = z_1 - u(z_1, 0, 1).
@@ -96,7 +101,7 @@ class MeanFlowHead(ChunkPolicy):
         v = eps - x
 
         def u_fn(z_: torch.Tensor, r_: torch.Tensor, t_: torch.Tensor) -> torch.Tensor:
-            return m(z_, t_ * TIME_SCALE, cond, r_ * TIME_SCALE)
+            return m(z_, t_ * MEANFLOW_TIME_SCALE, cond, r_ * MEANFLOW_TIME_SCALE)
 
         out = torch.func.jvp(u_fn, (z, r, t), (v, torch.zeros_like(r), torch.ones_like(t)))
         u, dudt = out[0], out[1]
@@ -110,7 +115,7 @@ class MeanFlowHead(ChunkPolicy):
         """x0 = z1 - u(z1, r=0, t=1)."""
         m = model or self.model
         b = noise.shape[0]
-        return noise - m(noise, torch.full((b,), TIME_SCALE), cond, torch.zeros(b))
+        return noise - m(noise, torch.full((b,), MEANFLOW_TIME_SCALE), cond, torch.zeros(b))
 
 
 @POLICIES.register("mip_head")

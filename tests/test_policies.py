@@ -21,7 +21,7 @@ from policies.config import (
     ObsConfig,
     UnetNet,
 )
-from policies.heads import MeanFlowHead, make_head
+from policies.heads import MEANFLOW_TIME_SCALE, MeanFlowHead, make_head
 from policies.io import check_compatible, load_policy, save_policy
 from policies.normalize import Normalizer
 from robot.core import CheckpointError
@@ -112,14 +112,14 @@ def test_heads_start_from_the_teachers_weights() -> None:
 class Oracle:
     """Exact predictions for a point-mass data distribution at x0 (what a perfect network would output)."""
 
-    def __init__(self, x0: torch.Tensor, kind: str, sched=None) -> None:
-        self.x0, self.kind, self.sched = x0, kind, sched
+    def __init__(self, x0: torch.Tensor, kind: str, sched=None, scale: float = TIME_SCALE) -> None:
+        self.x0, self.kind, self.sched, self.scale = x0, kind, sched, scale
 
     def __call__(self, x, t, cond, t2=None):
         if self.kind == "eps":
             ab = self.sched.alphas_cumprod[t.long()][:, None, None]
             return (x - ab.sqrt() * self.x0) / (1 - ab).sqrt()
-        s = (t / TIME_SCALE)[:, None, None]
+        s = (t / self.scale)[:, None, None]
         return (x - self.x0) / s  # flow velocity eps - x0 == (x_t - x0) / t; also MeanFlow's average velocity
 
 
@@ -136,7 +136,8 @@ def test_ddim_flow_and_meanflow_samplers_recover_the_data_point_with_oracle_netw
     torch.testing.assert_close(flow.sample_normalized(None, noise, Oracle(x0, "v")), x0, atol=1e-4, rtol=0)
     mf = make_head(base("flow"), MeanFlowConfig())
     assert isinstance(mf, MeanFlowHead)
-    torch.testing.assert_close(mf.sample_normalized(None, noise, Oracle(x0, "v")), x0, atol=1e-5, rtol=0)
+    oracle = Oracle(x0, "v", scale=MEANFLOW_TIME_SCALE)
+    torch.testing.assert_close(mf.sample_normalized(None, noise, oracle), x0, atol=1e-5, rtol=0)
 
 
 def test_ddpm_add_noise_matches_the_closed_form() -> None:
@@ -154,7 +155,7 @@ def test_meanflow_jvp_matches_finite_differences() -> None:
     r, t = torch.rand(B, dtype=torch.float64) * 0.3, 0.5 + torch.rand(B, dtype=torch.float64) * 0.4
 
     def u(z_, r_, t_):
-        return m(z_, t_ * TIME_SCALE, cond, r_ * TIME_SCALE)
+        return m(z_, t_ * MEANFLOW_TIME_SCALE, cond, r_ * MEANFLOW_TIME_SCALE)
 
     _, dudt = torch.func.jvp(u, (z, r, t), (v, torch.zeros_like(r), torch.ones_like(t)))
     h = 1e-6
