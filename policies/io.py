@@ -96,4 +96,5 @@ def check_compatible(policy: ChunkPolicy, env: gym.Env[Any, Any]) -> None:
     if shape != (policy.action_dim,):
         problems.append(f"action space {shape} but the policy outputs ({policy.action_dim},)")
     if problems:
-        raise CheckpointError("policy and env do not match: " + "; ".join(problems))
+        env_id = env.spec.id if env.spec is not None else type(env.unwrapped).__name__
+        raise CheckpointError(f"policy and env {env_id} do not match: " + "; ".join(problems))
