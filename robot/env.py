@@ -60,6 +60,7 @@ class RobotEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         da = robot.spec.action.dim
         self.action_space = gym.spaces.Box(-1.0, 1.0, shape=(da,), dtype=np.float32)
         robot.connect()
+        self._state_keys: list[str] | None = None
         first = self._assemble(robot.observe())
         self.observation_space = gym.spaces.Dict(  # type: ignore[assignment]
             {k: _space_for(v) for k, v in first.items()}
@@ -76,9 +77,9 @@ class RobotEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         if extra:
             obs.update(extra)
         if isinstance(self.task, GoalTask):
-            obs["observation"] = np.concatenate(
-                [obs[k].ravel() for k in sorted(obs) if k.startswith(STATE_PREFIX)]
-            ).astype(np.float32)
+            if self._state_keys is None:  # the key set is fixed: sort once, not every step
+                self._state_keys = sorted(k for k in obs if k.startswith(STATE_PREFIX))
+            obs["observation"] = np.concatenate([obs[k].ravel() for k in self._state_keys]).astype(np.float32)
             obs["achieved_goal"] = self.task.achieved_goal(obs).astype(np.float32)
             obs["desired_goal"] = self.task.desired_goal().astype(np.float32)
         return obs
@@ -107,16 +108,14 @@ class RobotEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         sent = self.robot.command(self.embodiment.action.to_physical(clipped))
         obs = self._assemble(self.robot.observe())
         self._last_obs = obs
-        success = bool(self.task.success(obs))
-        # Task.terminated defaults to success: skip evaluating it twice on the hot path.
-        terminated = success if type(self.task).terminated is Task.terminated else bool(self.task.terminated(obs))
+        reward, success, terminated, task_info = self.task.evaluate(obs)
         info: dict[str, Any] = {
-            "success": success,
+            "success": bool(success),
             "action_clipped": n_clipped,
             "sent_action": self.embodiment.action.to_normalized(sent).astype(np.float32),
-            **self.task.info(obs),
+            **task_info,
         }
-        return obs, float(self.task.reward(obs)), terminated, False, info
+        return obs, float(reward), bool(terminated), False, info
 
     def hold_action(self) -> np.ndarray:
         """The normalized action that keeps the robot where it is."""

@@ -96,3 +96,16 @@ def test_domain_randomization_changes_object_physics() -> None:
         # The cube rests on the table at its (randomized) half height.
         assert obs["state/cube_pose"][2] == pytest.approx(robot.model.geom_size[gid][2], abs=1e-6)
     assert len(sizes) == 4 and len(frictions) == 4 and len(masses) == 4
+
+
+def test_task_evaluate_agrees_with_its_separate_methods(env_id: str) -> None:
+    env = gym.make(env_id).unwrapped
+    obs, _ = env.reset(seed=2)
+    expert = env.task.expert(seed=2)
+    for _ in range(40):
+        obs, reward, terminated, _, info = env.step(expert.act(obs))
+        task = env.task
+        assert task.evaluate(obs) == (task.reward(obs), task.success(obs), task.terminated(obs), task.info(obs))
+        assert reward == task.reward(obs) and info["success"] == task.success(obs)
+        if terminated:
+            break

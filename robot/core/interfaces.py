@@ -94,6 +94,11 @@ class Task(abc.ABC):
         """Whether the episode ends here (default: on success)."""
         return self.success(obs)
 
+    def evaluate(self, obs: Observation) -> tuple[float, bool, bool, dict[str, Any]]:
+        """(reward, success, terminated, info) in one call; override to share work between them."""
+        success = self.success(obs)
+        return self.reward(obs), success, self.terminated(obs), self.info(obs)
+
     def extra_observation_keys(self) -> dict[str, tuple[int, ...]]:
         """Task-provided observation keys and shapes (e.g. a goal), added by RobotEnv."""
         return {}

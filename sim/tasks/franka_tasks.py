@@ -140,6 +140,15 @@ class FrankaLift(FrankaTableTask):
         """Lift height for diagnostics."""
         return {"lift_height": self._height(obs)}
 
+    def evaluate(self, obs: Observation) -> tuple[float, bool, bool, dict[str, Any]]:
+        """One height computation for reward, success and info."""
+        h = self._height(obs)
+        lift = min(max(h, 0.0) / self.lift_height, 1.0)
+        reach = self._reach(obs, "cube")
+        reward = reach + float(obs["state/gripper"][0] > 0.3) * reach + lift
+        ok = h >= self.lift_height
+        return reward, ok, ok, {"lift_height": h}
+
 
 @TASKS.register("FrankaPickPlace")
 class FrankaPickPlace(FrankaTableTask, GoalTask):
@@ -192,6 +201,12 @@ class FrankaPickPlace(FrankaTableTask, GoalTask):
         """Distance to goal."""
         return {"goal_distance": float(np.linalg.norm(self.achieved_goal(obs) - self._goal))}
 
+    def evaluate(self, obs: Observation) -> tuple[float, bool, bool, dict[str, Any]]:
+        """One distance computation for reward, success and info."""
+        d = float(np.linalg.norm(self.achieved_goal(obs) - self._goal))
+        ok = d <= self.tolerance
+        return self._reach(obs, "cube") + 1.0 - math.tanh(5.0 * d), ok, ok, {"goal_distance": d}
+
 
 @TASKS.register("FrankaStack")
 class FrankaStack(FrankaTableTask):
@@ -230,3 +245,10 @@ class FrankaStack(FrankaTableTask):
         """Alignment errors."""
         dxy, dz = self._errors(obs)
         return {"stack_dxy": dxy, "stack_dz": dz}
+
+    def evaluate(self, obs: Observation) -> tuple[float, bool, bool, dict[str, Any]]:
+        """One alignment computation for reward, success and info."""
+        dxy, dz = self._errors(obs)
+        ok = dxy < 0.02 and abs(dz) < 0.01 and float(obs["state/gripper"][0]) < 0.3
+        reward = self._reach(obs, "cube") + 1.0 - math.tanh(10.0 * dxy) + 1.0 - math.tanh(10.0 * abs(dz))
+        return reward, ok, ok, {"stack_dxy": dxy, "stack_dz": dz}
