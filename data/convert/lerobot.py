@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
+from data.convert.outputs import check_new_output
 from data.store import EpisodeStore, KeySpec
 from robot.core.errors import ConfigError, RealrlError, StoreError
 
@@ -94,15 +95,6 @@ def store_key(name: str, dtype: str) -> str:
 
 def _is_video(spec: KeySpec) -> bool:
     return spec.is_image and spec.shape[2] == 3
-
-
-def _check_new_output(path: Path) -> Path:
-    """The temp sibling an output is built in; refuses an existing output so nothing is ever overwritten."""
-    if path.exists():
-        raise StoreError(f"{path} already exists: choose a new output path or remove it first")
-    if not path.parent.is_dir():
-        raise StoreError(f"the parent directory of {path} does not exist: create it first")
-    return path.with_name(path.name + ".realrl-partial")
 
 
 def _remove(path: Path) -> None:
@@ -522,7 +514,7 @@ def export_lerobot(
         raise ConfigError(f"video codec {video_codec!r} is not available in this PyAV build ({e}); "
                           "use 'libx264' or 'libsvtav1'") from e
     out = Path(out_dir)
-    tmp = _check_new_output(out)
+    tmp = check_new_output(out)
     store = EpisodeStore.open(store_path, "r")
     if len(store) == 0:
         raise StoreError(f"{store.path} has no episodes: nothing to export")
@@ -765,7 +757,7 @@ def import_lerobot(
         raise StoreError(f"{root} is not a directory; a LeRobot dataset is a directory with meta/info.json")
     info = _read_info(root)
     dest = Path(store_path)
-    tmp = _check_new_output(dest)
+    tmp = check_new_output(dest)
     targets, realrl = _targets(info)
     fps = float(realrl["fps"] if realrl else info.get("fps") or 0)
     if not fps > 0:

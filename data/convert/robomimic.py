@@ -13,6 +13,7 @@ import h5py
 import numpy as np
 from tqdm import tqdm
 
+from data.convert.outputs import check_new_output
 from data.store import EpisodeStore
 from robot.core.errors import ConfigError, RealrlError, StoreError
 
@@ -51,15 +52,6 @@ def _attr_str(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def _check_new_output(path: Path) -> Path:
-    """The temp sibling the output is built in; refuses an existing output so nothing is ever overwritten."""
-    if path.exists():
-        raise StoreError(f"{path} already exists: choose a new output path or remove it first")
-    if not path.parent.is_dir():
-        raise StoreError(f"the parent directory of {path} does not exist: create it first")
-    return path.with_name(path.name + ".realrl-partial")
-
-
 def export_robomimic(
     store_path: str | os.PathLike[str],
     out_file: str | os.PathLike[str],
@@ -77,7 +69,7 @@ def export_robomimic(
     store has no reward key (robomimic loads them by default). Every array keeps its dtype and values.
     """
     out = Path(out_file)
-    tmp = _check_new_output(out)
+    tmp = check_new_output(out)
     store = EpisodeStore.open(store_path, "r")
     if len(store) == 0:
         raise StoreError(f"{store.path} has no episodes: nothing to export")
@@ -171,7 +163,7 @@ def import_robomimic(
     if not src.is_file():
         raise StoreError(f"{src} is not a file; a robomimic dataset is one hdf5 file")
     dest = Path(store_path)
-    tmp = _check_new_output(dest)
+    tmp = check_new_output(dest)
     try:
         f = h5py.File(src, "r")
     except OSError as e:
