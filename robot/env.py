@@ -10,7 +10,7 @@ import numpy as np
 
 from robot.core.errors import ConfigError
 from robot.core.interfaces import Robot, Task
-from robot.core.types import IMAGE_PREFIX, STATE_PREFIX, TIME_PREFIX, Observation
+from robot.core.types import STATE_PREFIX, Observation
 
 
 class GoalTask(Task):
@@ -66,11 +66,6 @@ class RobotEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             {k: _space_for(v) for k, v in first.items()}
         )
         self._last_obs: Observation = first
-
-    @property
-    def is_goal_env(self) -> bool:
-        """Whether observations carry GoalEnv keys."""
-        return isinstance(self.task, GoalTask)
 
     def _assemble(self, obs: Observation) -> Observation:
         extra = self.task.extra_observation()
@@ -141,14 +136,3 @@ class RobotEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         """Disconnect the robot."""
         self.robot.disconnect()
 
-
-def observation_split(obs: Observation) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """(state/*, image/*) parts of an observation, dropping stamps and goal keys."""
-    state = {k: v for k, v in obs.items() if k.startswith(STATE_PREFIX)}
-    images = {k: v for k, v in obs.items() if k.startswith(IMAGE_PREFIX)}
-    return state, images
-
-
-def strip_stamps(obs: Observation) -> Observation:
-    """The observation without time/* keys (for comparisons and hashing)."""
-    return {k: v for k, v in obs.items() if not k.startswith(TIME_PREFIX)}

@@ -99,12 +99,9 @@ class Task(abc.ABC):
         success = self.success(obs)
         return self.reward(obs), success, self.terminated(obs), self.info(obs)
 
-    def extra_observation_keys(self) -> dict[str, tuple[int, ...]]:
-        """Task-provided observation keys and shapes (e.g. a goal), added by RobotEnv."""
-        return {}
-
     def extra_observation(self) -> dict[str, np.ndarray]:
-        """Values for extra_observation_keys at the current step."""
+        """Task-provided observation keys (e.g. a goal) at the current step; RobotEnv adds them (its spaces
+        come from the first observation, so the keys and shapes must not change between steps)."""
         return {}
 
     def info(self, obs: Observation) -> dict[str, Any]:
