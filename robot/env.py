@@ -89,7 +89,8 @@ class RobotEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self.task.reset(self.np_random, self.robot)
         obs = self._assemble(self.robot.observe())
         self._last_obs = obs
-        return obs, {"success": bool(self.task.success(obs)), **self.task.info(obs)}
+        _, success, _, task_info = self.task.evaluate(obs)
+        return obs, {"success": bool(success), **task_info}
 
     def step(
         self, action: np.ndarray
