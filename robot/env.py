@@ -75,8 +75,8 @@ class RobotEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             if self._state_keys is None:  # the key set is fixed: sort once, not every step
                 self._state_keys = sorted(k for k in obs if k.startswith(STATE_PREFIX))
             obs["observation"] = np.concatenate([obs[k].ravel() for k in self._state_keys]).astype(np.float32)
-            obs["achieved_goal"] = self.task.achieved_goal(obs).astype(np.float32)
-            obs["desired_goal"] = self.task.desired_goal().astype(np.float32)
+            obs["achieved_goal"] = np.asarray(self.task.achieved_goal(obs), dtype=np.float32)
+            obs["desired_goal"] = np.asarray(self.task.desired_goal(), dtype=np.float32)
         return obs
 
     def reset(
@@ -99,7 +99,7 @@ class RobotEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         a = np.asarray(action, dtype=np.float64)
         if a.shape != self.action_space.shape:
             raise ConfigError(f"action shape {a.shape} does not match the action space {self.action_space.shape}")
-        clipped = np.clip(a, -1.0, 1.0)
+        clipped = np.minimum(np.maximum(a, -1.0), 1.0)  # np.clip's dispatch costs ~3x more per step
         n_clipped = int(np.count_nonzero(clipped != a))
         sent = self.robot.command(self.embodiment.action.to_physical(clipped))
         obs = self._assemble(self.robot.observe())

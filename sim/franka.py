@@ -129,9 +129,9 @@ class FrankaRobot(MujocoRobot):
         self._jacr = np.zeros((3, model.nv))
         self._jac = np.zeros((6, 7))
         self._quat = np.zeros(4)
-        self._x = np.zeros((2, 6))
+        self._x = np.zeros(6)
         self._err = np.zeros(6)
-        self._eye6, self._eye7 = np.eye(6), np.eye(7)
+        self._damp_eye = self.config.ik_damping**2 * np.eye(6)
         self._ws_lo = np.asarray(self.config.workspace_low, dtype=np.float64)
         self._ws_hi = np.asarray(self.config.workspace_high, dtype=np.float64)
 
@@ -187,48 +187,58 @@ class FrankaRobot(MujocoRobot):
         data.ctrl[:7] = self._q_target
         data.ctrl[7] = 255.0 * (1.0 - self._grip)
 
-    def _fk(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def target_position(self) -> np.ndarray:
+        """TCP position of the current joint targets (where the arm is being driven, not where it is)."""
         model, _ = self._require()
-        d = self._ik
-        d.qpos[self._qadr] = q
-        mujoco.mj_kinematics(model, d)
-        mujoco.mj_comPos(model, d)
-        quat = np.empty(4)
-        mujoco.mju_mat2Quat(quat, d.site_xmat[self._site])
-        return d.site_xpos[self._site].copy(), quat
+        self._ik.qpos[self._qadr] = self._q_target
+        mujoco.mj_kinematics(model, self._ik)
+        return self._ik.site_xpos[self._site].copy()
 
     def _ee_delta(self, cmd: np.ndarray) -> np.ndarray:
         """Move the commanded TCP pose by the delta with one damped least-squares IK step.
 
         The IK runs on the joint *targets* (not the measured pose), so a zero delta holds exactly, the arm
         does not sag further under gravity between steps, and any residual IK error is corrected next step.
+        This runs every control step: it works in place on preallocated arrays, since numpy's per-call
+        overhead, not the 7-DoF math, is what it costs.
         """
         model, data = self._require()
-        c = self.config
-        pos0, _ = self._fk(self._q_target)
-        target_pos = np.minimum(np.maximum(pos0 + cmd[:3], self._ws_lo), self._ws_hi)
+        d, q = self._ik, self._q_target
+        d.qpos[self._qadr] = q
+        mujoco.mj_kinematics(model, d)
+        mujoco.mj_comPos(model, d)  # the Jacobian needs the com-based frames
+        pos0 = d.site_xpos[self._site]
         err = self._err
-        err[:3] = target_pos - pos0
+        pos_err = err[:3]
+        np.add(pos0, cmd[:3], out=pos_err)
+        np.maximum(pos_err, self._ws_lo, out=pos_err)
+        np.minimum(pos_err, self._ws_hi, out=pos_err)
+        pos_err -= pos0
         # The target orientation is the commanded world-frame rotation applied to the current target, so
         # the world-frame orientation error is exactly that rotation vector.
         err[3:] = cmd[3:6]
-        mujoco.mj_jacSite(model, self._ik, self._jacp, self._jacr, self._site)
+        mujoco.mj_jacSite(model, d, self._jacp, self._jacr, self._site)
         jac = self._jac
         jac[:3] = self._jacp[:, self._dadr]
         jac[3:] = self._jacr[:, self._dadr]
-        # Damped least squares with MuJoCo's 6x6 Cholesky (numpy's solve costs more in call overhead than in math).
-        m = jac @ jac.T + c.ik_damping**2 * self._eye6
+        # dq = J^T (J J^T + l^2 I)^-1 (err - J b) + b: damped least squares toward the target, with a pull b
+        # toward home in the (damped) null space so the elbow does not drift. MuJoCo's 6x6 Cholesky costs
+        # less than numpy's solve, whose call overhead dominates at this size.
+        m = jac @ jac.T
+        m += self._damp_eye
         mujoco.mju_cholFactor(m, 0.0)
-        q = self._q_target
-        bias = 0.05 * (HOME_Q - q)  # pull toward home in the (damped) null space: the elbow does not drift
+        bias = 0.05 * (HOME_Q - q)
         x = self._x
-        mujoco.mju_cholSolve(x[0], m, err)
-        mujoco.mju_cholSolve(x[1], m, jac @ bias)
-        dq = jac.T @ (x[0] - x[1]) + bias
-        q = np.minimum(np.maximum(q + dq, self._lo), self._hi)
+        mujoco.mju_cholSolve(x, m, err - jac @ bias)
+        q_new = q + jac.T @ x
+        q_new += bias
+        np.maximum(q_new, self._lo, out=q_new)
+        np.minimum(q_new, self._hi, out=q_new)
         # Never let the target run more than 0.3 rad ahead of the measured joints (no wind-up after contact).
         meas = data.qpos[self._qadr]
-        self._q_target = np.minimum(np.maximum(q, meas - 0.3), meas + 0.3)
+        np.maximum(q_new, meas - 0.3, out=q_new)
+        np.minimum(q_new, meas + 0.3, out=q_new)
+        self._q_target = q_new
         sent = cmd.copy()
-        sent[:3] = err[:3]
+        sent[:3] = pos_err
         return sent

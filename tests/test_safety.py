@@ -75,7 +75,7 @@ def test_robot_clips_its_ik_target_into_its_workspace() -> None:
         robot.reset()
         for _ in range(40):
             sent = robot.command(np.array([0, 0, 0.03, 0, 0, 0, 0]))
-        target_pos, _ = robot._fk(robot._q_target)
+        target_pos = robot.target_position()
         assert target_pos[2] <= 0.3 + 2e-3
         assert sent[2] < 0.03  # what was sent is the clipped delta, not what was asked
         assert robot.observe()["state/ee_pose"][2] <= 0.3 + 5e-3
