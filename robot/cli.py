@@ -17,6 +17,7 @@ from robot.sessions.datacmd import (
     ValidateConfig,
 )
 from robot.sessions.demo import DemoConfig
+from robot.sessions.residual import TrainResidualConfig
 from robot.sessions.simrun import SimRunConfig
 from robot.sessions.train import EvalConfig, TrainBaseConfig, TrainHeadConfig
 
@@ -122,6 +123,15 @@ def _train_head(cfg: TrainHeadConfig) -> None:
           f"success {r.get('eval/success', float('nan')):.0%}")
 
 
+def _train_residual(cfg: TrainResidualConfig) -> None:
+    from robot.sessions.residual import train_residual
+
+    r = train_residual(cfg)
+    print(f"{cfg.out}: {r.get('env_steps')} env steps, {r.get('episodes')} episodes; success base + residual "
+          f"{r.get('eval/success', float('nan')):.0%}, base alone {r.get('eval/base_success', float('nan')):.0%}; "
+          f"policy in {cfg.out / 'policy'}")
+
+
 def _eval(cfg: EvalConfig) -> None:
     from robot.sessions.train import evaluate
 
@@ -145,6 +155,7 @@ COMMANDS: dict[tuple[str, ...], tuple[type, Callable[[Any], None]]] = {
     ("data", "import"): (ImportConfig, _data_import),
     ("train", "base"): (TrainBaseConfig, _train_base),
     ("train", "head"): (TrainHeadConfig, _train_head),
+    ("train", "residual"): (TrainResidualConfig, _train_residual),
     ("eval",): (EvalConfig, _eval),
 }
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -194,6 +194,20 @@ class ResidualLearner:
             mod.load_state_dict({k[len(name) + 1:]: v for k, v in tensors.items() if k.startswith(f"{name}/")})
         with torch.no_grad():
             self.log_alpha.copy_(tensors["log_alpha"][0])
+
+
+    def training_state(self) -> dict[str, Any]:
+        """Optimizer states, the sampling generator and the update count (for torch.save; weights_only-loadable)."""
+        return {"actor_opt": self.actor_opt.state_dict(), "critic_opt": self.critic_opt.state_dict(),
+                "alpha_opt": self.alpha_opt.state_dict(), "gen": self.gen.get_state(), "updates": self.updates}
+
+    def load_training_state(self, state: dict[str, Any]) -> None:
+        """Inverse of training_state."""
+        self.actor_opt.load_state_dict(state["actor_opt"])
+        self.critic_opt.load_state_dict(state["critic_opt"])
+        self.alpha_opt.load_state_dict(state["alpha_opt"])
+        self.gen.set_state(state["gen"])
+        self.updates = int(state["updates"])
 
 
 def mix(online: Iterator[NStepBatch], demo: Iterator[NStepBatch] | None) -> Iterator[NStepBatch]:

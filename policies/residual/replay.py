@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -80,3 +82,40 @@ class ReplayBuffer:
             alive = step_ok & ~term & ~trunc
         return NStepBatch(self.obs[rows, envs], self.action[rows, envs], returns.astype(np.float32),
                           discount.astype(np.float32), self.next_obs[last, envs])
+
+    _ARRAYS = ("obs", "next_obs", "action", "reward", "terminated", "truncated")
+
+    def state_dict(self) -> dict[str, Any]:
+        """Arrays (only the filled rows) and counters; `rng` is JSON-safe. Inverse: load_state_dict."""
+        rows = (np.arange(self.size) + (self.t - self.size)) % self.capacity  # oldest first
+        return {"arrays": {k: getattr(self, k)[rows] for k in self._ARRAYS},
+                "meta": {"capacity": self.capacity, "n_envs": self.n_envs, "n_step": self.n_step, "gamma": self.gamma,
+                         "size": self.size, "rng": self.rng.bit_generator.state}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a buffer saved by state_dict (same envs and shapes, capacity at least its size), oldest row first."""
+        meta, arrays = state["meta"], state["arrays"]
+        n = int(meta["size"])
+        if meta["n_envs"] != self.n_envs or n > self.capacity:
+            raise ConfigError(f"replay state holds {n} rows x {meta['n_envs']} envs; this buffer takes {self.capacity} "
+                              f"rows x {self.n_envs} envs (resume with the same --num-envs and at least as many "
+                              "--steps)")
+        for k in self._ARRAYS:
+            src = np.asarray(arrays[k])
+            dst = getattr(self, k)
+            if src.shape[1:] != dst.shape[1:] or len(src) != n:
+                raise ConfigError(f"replay array {k!r} has shape {src.shape}, expected ({n}, *{dst.shape[1:]})")
+            dst[:n] = src
+        self.size, self.t = n, n % self.capacity
+        self.rng.bit_generator.state = meta["rng"]
+
+    def mark_truncated(self) -> None:
+        """End every env's newest step: a resumed run starts fresh episodes, and n-step windows must not
+        run from the old episodes into them."""
+        if self.size:
+            self.truncated[(self.t - 1) % self.capacity] = True
+
+    def sampler(self, batch: int) -> Iterator[NStepBatch]:
+        """Endless batches."""
+        while True:
+            yield self.sample(batch)

@@ -220,10 +220,12 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
     import torch
 
     from policies.io import load_policy
+    from policies.residual.policy import is_residual_policy, load_residual_policy
     from robot.sessions.evaluate import evaluate_policy
 
     torch.set_num_threads(cfg.threads)
-    policy = load_policy(_policy_dir(cfg.policy))
+    path = _policy_dir(cfg.policy)
+    policy: Any = load_residual_policy(path) if is_residual_policy(path) else load_policy(path)
     env_id = cfg.env or policy.meta.get("env_id", "")
     if not env_id:
         raise ConfigError("the policy does not record its env; pass --env")

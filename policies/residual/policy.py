@@ -1,0 +1,212 @@
+"""A frozen base policy plus a learned residual actor, as one deployable Policy with its own checkpoint."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from policies.checkpoint import load_checkpoint, save_checkpoint
+from policies.residual.nets import GaussianResidualActor, ResidualActor
+from robot.core.errors import CheckpointError, ConfigError
+from robot.core.interfaces import Policy
+from robot.core.types import Observation
+
+BASE_DIR = "base"
+RESIDUAL_DIR = "residual"
+
+
+@dataclass(frozen=True)
+class Features:
+    """How an observation (+ the base action) becomes the residual actor's and critic's input vector.
+
+    Layout: standardized state keys in order, then the base action (already in [-1, 1]) in the last
+    `action_dim` columns, where the learner reads it to form clip(base + scale * residual).
+    """
+
+    state_keys: tuple[str, ...]
+    state_dims: tuple[int, ...]
+    action_dim: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    @property
+    def dim(self) -> int:
+        """Feature vector length."""
+        return sum(self.state_dims) + self.action_dim
+
+    @staticmethod
+    def fit(state_keys: tuple[str, ...], states: dict[str, np.ndarray], action_dim: int) -> Features:
+        """Standardization from data: states[k] is (N, d_k); std floored so constant dims stay finite."""
+        missing = [k for k in state_keys if k not in states]
+        if missing:
+            raise ConfigError(f"no data for state keys {missing}; have {sorted(states)}")
+        cols = np.concatenate([np.asarray(states[k], np.float64).reshape(len(states[k]), -1) for k in state_keys], 1)
+        mean, std = cols.mean(0), np.maximum(cols.std(0), 1e-3)
+        dims = tuple(int(np.asarray(states[k]).reshape(len(states[k]), -1).shape[1]) for k in state_keys)
+        return Features(state_keys, dims, action_dim, tuple(map(float, mean)), tuple(map(float, std)))
+
+    def __call__(self, obs: Observation, base_action: np.ndarray) -> np.ndarray:
+        """(D,) float32 features of one observation."""
+        try:
+            state = np.concatenate([np.asarray(obs[k], np.float64).ravel() for k in self.state_keys])
+        except KeyError as e:
+            raise CheckpointError(
+                f"observation has no key {e.args[0]!r}; the residual uses {list(self.state_keys)}"
+            ) from None
+        z = (state - np.asarray(self.mean)) / np.asarray(self.std)
+        return np.concatenate([z, np.asarray(base_action, np.float64)]).astype(np.float32)
+
+    def batch(self, states: dict[str, np.ndarray], base_actions: np.ndarray) -> np.ndarray:
+        """(N, D) features from arrays of N steps (states[k]: (N, d_k), base_actions: (N, Da))."""
+        n = len(base_actions)
+        cols = np.concatenate([np.asarray(states[k], np.float64).reshape(n, -1) for k in self.state_keys], 1)
+        z = (cols - np.asarray(self.mean)) / np.asarray(self.std)
+        return np.concatenate([z, np.asarray(base_actions, np.float64)], 1).astype(np.float32)
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-safe form."""
+        return {"state_keys": list(self.state_keys), "state_dims": list(self.state_dims),
+                "action_dim": self.action_dim, "mean": list(self.mean), "std": list(self.std)}
+
+    @staticmethod
+    def from_json(d: dict[str, Any]) -> Features:
+        """Inverse of to_json."""
+        return Features(tuple(d["state_keys"]), tuple(int(x) for x in d["state_dims"]), int(d["action_dim"]),
+                        tuple(float(x) for x in d["mean"]), tuple(float(x) for x in d["std"]))
+
+
+class ZeroBase(Policy):
+    """The 'no base' of RLPD from scratch: always 0, so the residual (at scale 1) is the whole action."""
+
+    def __init__(self, action_dim: int, meta: dict[str, Any] | None = None) -> None:
+        self.action_dim = action_dim
+        self.meta: dict[str, Any] = dict(meta or {})
+
+    @property
+    def name(self) -> str:
+        """Algorithm name."""
+        return "none"
+
+    @property
+    def nfe(self) -> int:  # type: ignore[override]
+        """No network."""
+        return 0
+
+    def reset(self) -> None:
+        """Stateless."""
+
+    def act(self, obs: Observation) -> np.ndarray:
+        """Zeros."""
+        return np.zeros(self.action_dim, np.float32)
+
+
+class ResidualPolicy(Policy):
+    """act(obs) = clip(base(obs) + scale * actor(features(obs, base(obs)))), deterministic.
+
+    The base keeps its own chunk queue and history (it is reset with this policy); the actor runs every step.
+    """
+
+    def __init__(self, base: Policy, actor: torch.nn.Module, features: Features, scale: float, algo: str,
+                 meta: dict[str, Any] | None = None) -> None:
+        self.base, self.actor, self.features, self.scale, self.algo = base, actor.eval(), features, scale, algo
+        self.meta: dict[str, Any] = dict(meta or getattr(base, "meta", {}))
+        self.last_base_action = np.zeros(features.action_dim, np.float32)
+
+    @property
+    def name(self) -> str:
+        """'residual-<algo>+<base>'."""
+        return f"residual-{self.algo}+{getattr(self.base, 'name', 'base')}"
+
+    @property
+    def nfe(self) -> int:  # type: ignore[override]
+        """The base's network calls per chunk (the residual adds one small MLP call per step)."""
+        return int(getattr(self.base, "nfe", 0))
+
+    def reset(self) -> None:
+        """Reset the base (its history and chunk queue)."""
+        self.base.reset()
+
+    def seed(self, seed: int) -> None:
+        """Seed the base's sampling noise, if it samples."""
+        fn = getattr(self.base, "seed", None)
+        if fn is not None:
+            fn(seed)
+
+    def check_env(self, env: Any) -> None:
+        """The base's compatibility check."""
+        fn = getattr(self.base, "check_env", None)
+        if fn is not None:
+            fn(env)
+
+    @torch.inference_mode()
+    def residual(self, features: np.ndarray) -> np.ndarray:
+        """Deterministic residual (Da,) in [-1, 1] for one feature vector."""
+        x = torch.from_numpy(features).unsqueeze(0)
+        out = self.actor(x, deterministic=True)[0] if isinstance(self.actor, GaussianResidualActor) else self.actor(x)
+        return out[0].numpy()
+
+    def act(self, obs: Observation) -> np.ndarray:
+        """Base action corrected by the residual, clipped to [-1, 1]."""
+        base = np.clip(np.asarray(self.base.act(obs), np.float64), -1.0, 1.0).astype(np.float32)
+        self.last_base_action = base
+        r = self.residual(self.features(obs, base))
+        return np.clip(base + self.scale * r, -1.0, 1.0).astype(np.float32)
+
+
+def make_actor(kind: str, obs_dim: int, action_dim: int, hidden: tuple[int, ...]) -> torch.nn.Module:
+    """The actor network: 'gaussian' (SAC, RLPD) or 'deterministic' (TD3)."""
+    if kind == "gaussian":
+        return GaussianResidualActor(obs_dim, action_dim, hidden)
+    return ResidualActor(obs_dim, action_dim, hidden)
+
+
+def save_residual_policy(policy: ResidualPolicy, path: str | os.PathLike[str], base_dir: Path | None,
+                         hidden: tuple[int, ...]) -> Path:
+    """`path/residual` (actor + features + scale) and `path/base` (a copy of the base checkpoint, or none)."""
+    out = Path(path)
+    out.mkdir(parents=True, exist_ok=True)
+    if base_dir is not None and not (out / BASE_DIR).exists():
+        tmp = out / (BASE_DIR + ".tmp")
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        shutil.copytree(base_dir, tmp)
+        os.replace(tmp, out / BASE_DIR)
+    actor = "gaussian" if isinstance(policy.actor, GaussianResidualActor) else "deterministic"
+    config = {"kind": "residual", "algo": policy.algo, "actor": actor, "scale": policy.scale, "hidden": list(hidden),
+              "features": policy.features.to_json(), "has_base": base_dir is not None, "meta": policy.meta}
+    save_checkpoint(out / RESIDUAL_DIR, dict(policy.actor.state_dict()), config)
+    return out
+
+
+def is_residual_policy(path: str | os.PathLike[str]) -> bool:
+    """Whether `path` holds a saved ResidualPolicy."""
+    p = Path(path) / RESIDUAL_DIR
+    return p.exists() or p.with_name(p.name + ".old").exists()
+
+
+def load_residual_policy(path: str | os.PathLike[str]) -> ResidualPolicy:
+    """Rebuild base + residual from `path`; tensors and JSON only, no code runs."""
+    from policies.io import load_policy
+
+    tensors, config = load_checkpoint(Path(path) / RESIDUAL_DIR)
+    if config.get("kind") != "residual":
+        raise CheckpointError(f"{path} holds a {config.get('kind')!r} checkpoint, not a residual policy")
+    try:
+        features = Features.from_json(config["features"])
+        actor = make_actor(config["actor"], features.dim, features.action_dim, tuple(config["hidden"]))
+        base: Policy = (load_policy(Path(path) / BASE_DIR) if config["has_base"]
+                        else ZeroBase(features.action_dim, config.get("meta")))
+        scale = float(config["scale"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{path}: residual config is incomplete or malformed ({e!r})") from e
+    missing, unexpected = actor.load_state_dict(tensors, strict=False)
+    if missing or unexpected:
+        raise CheckpointError(f"{path}: residual weights do not fit the config (missing {missing[:5]}, "
+                              f"unexpected {unexpected[:5]})")
+    return ResidualPolicy(base, actor, features, scale, config["algo"], meta=config.get("meta"))

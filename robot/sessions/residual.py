@@ -1,0 +1,447 @@
+"""`realrl train residual`: finetune a frozen base policy with a residual actor from sparse success in sim."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import time
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from robot.core.errors import CheckpointError, ConfigError
+
+if TYPE_CHECKING:
+    from policies.residual.replay import NStepBatch
+
+CHECKPOINT = "checkpoint"
+
+
+@dataclass(frozen=True)
+class TrainResidualConfig:
+    """Train a residual actor + critic ensemble on top of a frozen base (ResFiT), or RLPD from scratch."""
+
+    out: Path
+    """Run directory: policy/ (deployable base + residual), checkpoint/, metrics.jsonl, curves.png."""
+    base: Path | None = None
+    """Base policy run directory or checkpoint (a one-step head is the fast choice). Unused with --algo rlpd."""
+    algo: Literal["td3", "sac", "rlpd"] = "td3"
+    """td3: deterministic residual (ResFiT default); sac: Gaussian residual; rlpd: SAC from scratch, no base."""
+    env: str = ""
+    """Env id; empty: the base policy's env."""
+    demos: Path | None = None
+    """Demo episode store; default: the store the base was trained on."""
+    steps: int = 50_000
+    """Env steps (summed over the parallel envs)."""
+    num_envs: int = 4
+    """Parallel env instances (stepped in turn; each has its own base policy state)."""
+    preset: Literal["cpu", "gpu"] = "cpu"
+    """cpu: 256-wide nets, 5 critic heads, UTD 2; gpu: ResFiT size (1024-wide, 10 heads, UTD 4)."""
+    scale: float = 0.1
+    """Residual scale in the normalized action range (rlpd always uses 1: the 'residual' is the action)."""
+    hidden: tuple[int, ...] | None = None
+    """Actor/critic widths (default: the preset's)."""
+    n_heads: int | None = None
+    """Critic ensemble size (default: the preset's)."""
+    utd: int | None = None
+    """Critic updates per env step (default: the preset's)."""
+    batch_size: int = 256
+    """Batch size (half demo, half online)."""
+    n_step: int = 3
+    """n-step returns."""
+    gamma: float = 0.99
+    """Discount."""
+    warmup_steps: int = 2000
+    """Env steps acting with base + uniform noise before any update."""
+    warmup_noise: float = 0.5
+    """Std of the warm-up residual noise (residual units)."""
+    critic_warmup_steps: int = 2000
+    """Env steps after the warm-up in which only the critics learn (the actor starts from a useful Q)."""
+    only_success_demos: bool = True
+    """Use only successful demo episodes."""
+    eval_every: int = 5000
+    """Evaluate base + residual every N env steps (0: only at the end)."""
+    eval_episodes: int = 20
+    """Episodes per evaluation (fixed seeds eval_seed ..)."""
+    eval_seed: int = 1000
+    """First evaluation seed."""
+    checkpoint_every: int = 5000
+    """Atomic checkpoint (weights, optimizers, buffers, RNG, counters) every N env steps."""
+    log_every: int = 1000
+    """Metrics row every N env steps."""
+    resume: bool = False
+    """Continue the run in --out from its last checkpoint."""
+    seed: int = 0
+    """Seed (networks, exploration, env episode seeds)."""
+    threads: int = 1
+    """torch threads."""
+    progress: bool = True
+    """Progress bar."""
+
+    def __post_init__(self) -> None:
+        if self.steps < 1 or self.num_envs < 1:
+            raise ConfigError(f"need --steps >= 1 and --num-envs >= 1, got {self.steps}, {self.num_envs}")
+        if self.algo != "rlpd" and self.base is None:
+            raise ConfigError("--base is required (a trained base policy run), or use --algo rlpd for no base")
+        if self.algo == "rlpd" and (not self.env or self.demos is None):
+            raise ConfigError("--algo rlpd has no base to take the env and demos from: pass --env and --demos")
+        if self.batch_size < 2 or self.batch_size % 2:
+            raise ConfigError(f"--batch-size must be even (half demo, half online), got {self.batch_size}")
+
+
+def learner_config(cfg: TrainResidualConfig) -> Any:
+    """The ResidualConfig for a run: preset, then explicit overrides."""
+    from policies.residual.learner import ResidualConfig, gpu_preset
+
+    algo: Literal["td3", "sac"] = "td3" if cfg.algo == "td3" else "sac"
+    c = gpu_preset(algo) if cfg.preset == "gpu" else ResidualConfig(algo=algo)
+    over: dict[str, Any] = {"scale": 1.0 if cfg.algo == "rlpd" else cfg.scale, "batch_size": cfg.batch_size,
+                            "n_step": cfg.n_step, "gamma": cfg.gamma}
+    for k in ("hidden", "n_heads", "utd"):
+        if getattr(cfg, k) is not None:
+            over[k] = getattr(cfg, k)
+    return replace(c, **over)
+
+
+def _base_dir(path: Path) -> Path:
+    return path / "policy" if (path / "policy").exists() or (path / "policy.old").exists() else path
+
+
+class ResidualTrainer:
+    """Owns the envs, the base copies, the learner, both replays, counters and the run directory."""
+
+    def __init__(self, cfg: TrainResidualConfig) -> None:
+        import torch
+
+        from data import EpisodeStore
+        from policies.io import load_policy
+        from policies.residual.demos import demo_replay, load_demos
+        from policies.residual.learner import ResidualLearner
+        from policies.residual.policy import Features, ZeroBase
+        from policies.residual.replay import ReplayBuffer
+
+        self.cfg = cfg
+        torch.set_num_threads(cfg.threads)
+        self.out = Path(cfg.out)
+        if ((self.out / CHECKPOINT).exists() or (self.out / (CHECKPOINT + ".old")).exists()) and not cfg.resume:
+            raise ConfigError(f"{self.out} already holds a run: pass --resume to continue it, or another --out")
+        self.rcfg = learner_config(cfg)
+        self.base_dir = None if cfg.algo == "rlpd" else _base_dir(Path(cfg.base))  # type: ignore[arg-type]
+        probe = None if self.base_dir is None else load_policy(self.base_dir)
+        meta: dict[str, Any] = dict(probe.meta) if probe is not None else {}
+        self.env_id = cfg.env or meta.get("env_id", "")
+        if not self.env_id:
+            raise ConfigError("the base does not record its env; pass --env")
+        demos_path = cfg.demos or (Path(meta["store"]) if meta.get("store") else None)
+        if demos_path is None or not Path(demos_path).exists():
+            raise ConfigError(f"demo store {demos_path} not found; pass --demos STORE (realrl data collect ...)")
+        self.env_kwargs: dict[str, Any] = ({"cameras": tuple(meta["cameras"]), "image_size": tuple(meta["image_size"])}
+                                           if meta.get("cameras") else {})
+        store = EpisodeStore.open(demos_path, "r")
+        try:
+            if store.env_id and store.env_id != self.env_id:
+                raise ConfigError(f"{demos_path} holds {store.env_id} episodes, the run is on {self.env_id}")
+            da = int(store.schema["action"].shape[0])
+            if probe is not None:
+                state_keys = tuple(probe.obs_cfg.state_keys)
+            else:
+                state_keys = tuple(k for k in store.keys if k.startswith("state/") and k != "state/joint_vel")
+
+            def make_base() -> Any:
+                return ZeroBase(da, {"env_id": self.env_id}) if self.base_dir is None else load_policy(self.base_dir)
+
+            self.make_base = make_base
+            demo_base = make_base()
+            demos = load_demos(store, demo_base, state_keys, only_success=cfg.only_success_demos,
+                               base_keys=tuple(getattr(getattr(demo_base, "obs_cfg", None), "state_keys", ())),
+                               seed=cfg.seed, progress=cfg.progress)
+        finally:
+            store.close()
+        self.features = Features.fit(state_keys, demos.states, da)
+        self.n_demo_steps = len(demos.actions)
+        self.n_demo_episodes = len(demos.ends)
+        self.demo = demo_replay(demos, self.features, n_step=self.rcfg.n_step, gamma=self.rcfg.gamma,
+                                seed=cfg.seed + 1)
+        e = cfg.num_envs
+        self.online = ReplayBuffer(math.ceil(cfg.steps / e) + 1, e, self.features.dim, da, n_step=self.rcfg.n_step,
+                                   gamma=self.rcfg.gamma, seed=cfg.seed + 2)
+        self.learner = ResidualLearner(self.features.dim, da, self.rcfg, seed=cfg.seed)
+        self.rng = np.random.default_rng(cfg.seed + 3)
+        self.envs = [self._make_env() for _ in range(e)]
+        self.eval_base = make_base()
+        self.env_steps = 0
+        self.episodes = 0
+        self.next_seed = 100_000 * (cfg.seed + 1)  # far from demo seeds (0..) and eval seeds (1000..)
+        self.recent: deque[float] = deque(maxlen=50)
+        self.history: list[dict[str, Any]] = []
+        self.base_eval: dict[str, float] | None = None
+        self._obs: list[dict[str, np.ndarray]] = []
+        self._batches: Iterator[NStepBatch] | None = None
+        self.resumed = False
+        if cfg.resume:
+            ck = self.out / CHECKPOINT
+            if ck.exists() or ck.with_name(CHECKPOINT + ".old").exists():
+                self.load(ck)
+                self.resumed = True
+
+    # -- envs -------------------------------------------------------------------------------
+    def _make_env(self) -> Any:
+        from robot.sessions.envs import make_env
+        from robot.wrappers import ResidualAction, SafetyLimits
+
+        env = ResidualAction(SafetyLimits(make_env(self.env_id, **self.env_kwargs)), self.make_base(),
+                             scale=self.rcfg.scale)
+        check = getattr(env.base, "check_env", None)
+        if check is not None:
+            check(env.env)
+        return env
+
+    def _reset(self, i: int) -> dict[str, np.ndarray]:
+        obs, _ = self.envs[i].reset(seed=self.next_seed)
+        self.next_seed += 1
+        return obs
+
+    def _feats(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        return self.features(obs, obs["base_action"])
+
+    # -- one vector step ----------------------------------------------------------------------
+    def collect(self) -> None:
+        """Step every env once (warm-up noise or the exploring actor) and store the transitions."""
+        if not self._obs:
+            self._obs = [self._reset(i) for i in range(len(self.envs))]
+        feats = np.stack([self._feats(o) for o in self._obs])
+        if self.env_steps < self.cfg.warmup_steps:
+            residual = np.clip(self.rng.normal(0.0, self.cfg.warmup_noise, (len(self.envs), self.features.action_dim)),
+                               -1.0, 1.0)
+        else:
+            residual = self.learner.act(feats, explore=True)
+        n = len(self.envs)
+        actions = np.empty((n, self.features.action_dim), np.float32)
+        rewards, nxt = np.zeros(n, np.float32), np.empty_like(feats)
+        term, trunc = np.zeros(n, bool), np.zeros(n, bool)
+        for i, env in enumerate(self.envs):
+            obs, _, terminated, truncated, info = env.step(residual[i])
+            success = bool(info.get("success", False))
+            actions[i] = info["combined_action"]
+            rewards[i] = float(success)  # sparse binary reward, whatever the task's shaped reward says
+            term[i], trunc[i] = terminated or success, truncated and not success
+            nxt[i] = self._feats(obs)
+            if term[i] or trunc[i]:
+                self.episodes += 1
+                self.recent.append(float(success))
+                obs = self._reset(i)
+            self._obs[i] = obs
+        self.online.add(feats, actions, rewards, nxt, term, trunc)
+        self.env_steps += n
+
+    def update(self) -> dict[str, float]:
+        """One learner.update (UTD critic updates) on 50/50 demo/online batches; actor off in critic warm-up."""
+        from policies.residual.learner import mix
+
+        if self._batches is None:
+            half = self.rcfg.batch_size // 2
+            self._batches = mix(self.online.sampler(half), self.demo.sampler(half))
+        actor = self.env_steps >= self.cfg.warmup_steps + self.cfg.critic_warmup_steps
+        return self.learner.update(self._batches, actor=actor)
+
+    # -- evaluation ---------------------------------------------------------------------------
+    def policy(self) -> Any:
+        """The current deterministic base + residual (sharing the learner's actor)."""
+        from policies.residual.policy import ResidualPolicy
+
+        return ResidualPolicy(self.eval_base, self.learner.actor, self.features, self.rcfg.scale,
+                              self.cfg.algo, meta={**getattr(self.eval_base, "meta", {}), "env_id": self.env_id})
+
+    def evaluate(self) -> dict[str, float]:
+        """Success of base + residual (and, once, of the base alone) on the fixed evaluation seeds."""
+        from robot.sessions.evaluate import evaluate_policy
+
+        def run(policy: Any) -> dict[str, float]:
+            return evaluate_policy(policy, self.env_id, self.cfg.eval_episodes, seed=self.cfg.eval_seed,
+                                   env_kwargs=self.env_kwargs).as_dict()
+
+        if self.base_eval is None:
+            self.base_eval = run(self.eval_base) if self.cfg.algo != "rlpd" else {"success": 0.0}
+        self.learner.actor.train(False)
+        r = run(self.policy())
+        self.learner.actor.train(True)
+        return {"eval/success": r["success"], "eval/success_ci_low": r["success_ci_low"],
+                "eval/success_ci_high": r["success_ci_high"], "eval/mean_length": r["mean_length"],
+                "eval/base_success": self.base_eval["success"]}
+
+    # -- checkpoints --------------------------------------------------------------------------
+    def save(self, path: Path | None = None) -> Path:
+        """Atomically write weights, optimizers, both replays, RNG states and counters (tmp dir + renames)."""
+        import torch
+        from safetensors.torch import save_file
+
+        out = path or self.out / CHECKPOINT
+        tmp, old = out.with_name(out.name + ".tmp"), out.with_name(out.name + ".old")
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir(parents=True)
+        save_file({k: v.detach().contiguous().clone() for k, v in self.learner.state_dict().items()},
+                  str(tmp / "learner.safetensors"))
+        torch.save({**self.learner.training_state(), "torch_rng": torch.get_rng_state()}, tmp / "training.pt")
+        replay_meta = {}
+        for name, buf in (("online", self.online), ("demo", self.demo)):
+            st = buf.state_dict()
+            np.savez(tmp / f"{name}.npz", **st["arrays"])
+            replay_meta[name] = st["meta"]
+        state = {"env_steps": self.env_steps, "episodes": self.episodes, "next_seed": self.next_seed,
+                 "recent": list(self.recent), "history": self.history, "base_eval": self.base_eval,
+                 "rng": self.rng.bit_generator.state, "replay": replay_meta, "env_id": self.env_id,
+                 "features": self.features.to_json(), "config": _jsonable(asdict(self.cfg))}
+        (tmp / "state.json").write_text(json.dumps(state))
+        if out.exists():
+            if old.exists():
+                shutil.rmtree(old)
+            os.replace(out, old)
+        os.replace(tmp, out)
+        if old.exists():
+            shutil.rmtree(old)
+        return out
+
+    def load(self, path: Path) -> None:
+        """Restore everything `save` wrote; in-flight episodes are not resumed (each env starts a new one)."""
+        import torch
+        from safetensors.torch import load_file
+
+        if not path.exists() and path.with_name(path.name + ".old").exists():
+            path = path.with_name(path.name + ".old")  # a save died between its two renames
+        need = ("learner.safetensors", "training.pt", "online.npz", "demo.npz", "state.json")
+        missing = [f for f in need if not (path / f).is_file()]
+        if missing:
+            raise CheckpointError(f"{path} is not a complete residual checkpoint (missing {missing}); nothing to "
+                                  "resume")
+        state = json.loads((path / "state.json").read_text())
+        if state["features"] != self.features.to_json():
+            raise CheckpointError(f"{path} was trained with other observation features (different demos or base); "
+                                  "resume with the same --base and --demos")
+        self.learner.load_state_dict(load_file(str(path / "learner.safetensors")))
+        training = torch.load(path / "training.pt", weights_only=True)
+        torch.set_rng_state(training.pop("torch_rng"))
+        self.learner.load_training_state(training)
+        for name, buf in (("online", self.online), ("demo", self.demo)):
+            with np.load(path / f"{name}.npz") as z:
+                buf.load_state_dict({"arrays": {k: z[k] for k in z.files}, "meta": state["replay"][name]})
+        self.online.mark_truncated()
+        self.env_steps, self.episodes, self.next_seed = state["env_steps"], state["episodes"], state["next_seed"]
+        self.recent = deque(state["recent"], maxlen=50)
+        self.history, self.base_eval = state["history"], state["base_eval"]
+        self.rng.bit_generator.state = state["rng"]
+        self._obs, self._batches = [], None
+
+    def save_policy(self) -> Path:
+        """The deployable base + residual in out/policy."""
+        from policies.residual.policy import save_residual_policy
+
+        return save_residual_policy(self.policy(), self.out / "policy", self.base_dir, self.rcfg.hidden)
+
+    # -- the loop -----------------------------------------------------------------------------
+    def _log(self, row: dict[str, Any]) -> None:
+        self.history.append(row)
+        with open(self.out / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(row) + "\n")
+
+    def train(self, stop_at: int | None = None) -> dict[str, Any]:
+        """Run to cfg.steps env steps (or stop after the checkpoint at `stop_at`, for tests); returns the last row."""
+        from tqdm import tqdm
+
+        cfg = self.cfg
+        self.out.mkdir(parents=True, exist_ok=True)
+        (self.out / "config.json").write_text(json.dumps({"command": "train residual", **_jsonable(asdict(cfg))},
+                                                         indent=1))
+        bar = tqdm(total=cfg.steps, initial=self.env_steps, desc=f"residual {cfg.algo} {self.env_id}", unit="step",
+                   disable=not cfg.progress, smoothing=0.05)
+        metrics: dict[str, float] = {}
+        last_eval: dict[str, float] = {}
+        t0, updates0 = time.perf_counter(), self.learner.updates
+        if self.env_steps == 0 and cfg.eval_every:
+            last_eval = self.evaluate()
+            self._log({"env_steps": 0, "episodes": 0, **last_eval})
+        try:
+            while self.env_steps < cfg.steps:
+                before = self.env_steps
+                self.collect()
+                if self.env_steps >= cfg.warmup_steps:
+                    for _ in range(len(self.envs)):
+                        metrics = self.update()
+                bar.update(self.env_steps - before)
+
+                def crossed(every: int, before: int = before) -> bool:
+                    return every > 0 and self.env_steps // every > before // every
+
+                done = self.env_steps >= cfg.steps
+                row: dict[str, Any] = {}
+                if crossed(cfg.log_every) or done:
+                    dt = time.perf_counter() - t0
+                    row = {"env_steps": self.env_steps, "episodes": self.episodes, "updates": self.learner.updates,
+                           "updates_per_s": (self.learner.updates - updates0) / max(dt, 1e-9),
+                           "train_success": float(np.mean(self.recent)) if self.recent else 0.0, **metrics}
+                    t0, updates0 = time.perf_counter(), self.learner.updates
+                if crossed(cfg.eval_every) or done:
+                    last_eval = self.evaluate()
+                    row = {"env_steps": self.env_steps, "episodes": self.episodes, **row, **last_eval}
+                if row:
+                    self._log(row)
+                    bar.set_postfix(train=f"{row.get('train_success', 0):.0%}" if "train_success" in row else None,
+                                    eval=f"{last_eval['eval/success']:.0%}" if last_eval else "-",
+                                    ups=f"{row.get('updates_per_s', 0):.0f}")
+                if crossed(cfg.checkpoint_every) or done:
+                    self.save()
+                    self.save_policy()
+                    self.plot()
+                    if stop_at is not None and self.env_steps >= stop_at:
+                        break
+        finally:
+            bar.close()
+            for env in self.envs:
+                env.close()
+        return self.history[-1] if self.history else {}
+
+    def plot(self) -> Path | None:
+        """curves.png: evaluation success (and the base's) and training success vs env steps."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        ev = [r for r in self.history if "eval/success" in r]
+        tr = [r for r in self.history if "train_success" in r]
+        if not ev and not tr:
+            return None
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        if ev:
+            ax.plot([r["env_steps"] for r in ev], [r["eval/success"] for r in ev], "o-", label="eval: base + residual")
+            ax.axhline(ev[-1]["eval/base_success"], ls="--", c="gray", label="eval: base alone")
+        if tr:
+            ax.plot([r["env_steps"] for r in tr], [r["train_success"] for r in tr], alpha=0.6,
+                    label="train (exploring, last 50 episodes)")
+        ax.set(xlabel="env steps", ylabel="success", ylim=(-0.02, 1.02), title=f"{self.cfg.algo} on {self.env_id}")
+        ax.legend(loc="lower right", fontsize=8)
+        fig.tight_layout()
+        path = self.out / "curves.png"
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        return path
+
+
+def train_residual(cfg: TrainResidualConfig) -> dict[str, Any]:
+    """Build the trainer (resuming when asked) and run it; returns the final metrics row."""
+    trainer = ResidualTrainer(cfg)
+    if trainer.resumed:
+        print(f"resuming {cfg.out} at env step {trainer.env_steps}")
+    elif cfg.resume:
+        print(f"{cfg.out} has no checkpoint yet: starting from scratch")
+    return trainer.train()
+
+
+def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in d.items()}
