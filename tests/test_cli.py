@@ -50,8 +50,20 @@ def test_malformed_flags_print_usage_not_traceback() -> None:
         assert "usage" in out or "--help" in out or "error" in out, args
 
 
-def test_demo_runs_every_task() -> None:
-    r = realrl("demo", "--episodes", "1", "--no-progress")
-    assert r.returncode == 0, r.stderr
+def test_demo_runs_the_whole_pipeline_and_reuses_finished_stages(tmp_path: Path) -> None:
+    args = ("demo", "--preset", "smoke", "--out", str(tmp_path / "demo"), "--expert-episodes", "1", "--episodes", "2",
+            "--no-progress")
+    r = realrl(*args, timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
     for name in ("FrankaLift", "FrankaPickPlace", "FrankaStack"):
-        assert f"realrl/{name}-v0" in r.stdout
+        assert f"realrl/{name}-v0" in r.stdout  # the expert check covers every task
+    for stage in ("1/4 demos", "2/4 base policy", "3/4 one-step head", "4/4 residual RL", "final evaluation"):
+        assert stage in r.stdout
+    table = r.stdout.split("final evaluation")[1]
+    for row in ("base (diffusion, DDIM)", "one-step head (MIP)", "head + residual"):
+        assert row in table
+    for f in ("demos.zarr", "base/policy", "head/policy", "residual/policy/residual", "summary.json"):
+        assert (tmp_path / "demo" / f).exists(), f
+    again = realrl(*args[:-3], "--no-experts", "--episodes", "1", "--no-progress", timeout=600)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert again.stdout.count("reusing") == 4

@@ -1,0 +1,171 @@
+"""Residual RL vs RLPD from scratch on a weak base: success vs env steps over seeds, and learner updates/s."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REALRL = [sys.executable, "-c", "import sys; from robot.cli import main; sys.exit(main())"]
+LABELS = {"base": "base alone", "td3": "base + residual (TD3)", "sac": "base + residual (SAC)",
+          "rlpd": "RLPD from scratch"}
+
+
+def updates_per_s(preset: str, threads: int, obs_dim: int = 40, action_dim: int = 7, seconds: float = 5.0) -> float:
+    """Learner updates (one critic step each, actor every 2nd) per second at batch 256 on `threads` threads."""
+    import torch
+
+    from policies.residual.learner import ResidualConfig, ResidualLearner, gpu_preset
+    from policies.residual.replay import NStepBatch
+
+    torch.set_num_threads(threads)
+    cfg = gpu_preset() if preset == "gpu" else ResidualConfig()
+    learner = ResidualLearner(obs_dim, action_dim, cfg)
+    rng = np.random.default_rng(0)
+
+    def batches():  # type: ignore[no-untyped-def]
+        while True:
+            yield NStepBatch(rng.standard_normal((256, obs_dim), np.float32),
+                             rng.uniform(-1, 1, (256, action_dim)).astype(np.float32),
+                             rng.uniform(0, 1, 256).astype(np.float32), np.full(256, 0.97, np.float32),
+                             rng.standard_normal((256, obs_dim), np.float32))
+
+    it = batches()
+    learner.update(it)  # warm-up
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        learner.update(it)
+        n += cfg.utd
+    return n / (time.perf_counter() - t0)
+
+
+def run_one(variant: str, seed: int, args: argparse.Namespace) -> Path:
+    """One training run as its own process (1 torch thread), resumed if it was interrupted."""
+    out = args.out / f"{variant}_s{seed}"
+    cmd = [*REALRL, "train", "residual", "--out", str(out), "--algo", variant, "--steps", str(args.steps),
+           "--seed", str(seed), "--eval-every", str(args.eval_every), "--eval-episodes", str(args.eval_episodes),
+           "--checkpoint-every", str(args.eval_every), "--num-envs", str(args.num_envs), "--threads", "1",
+           "--no-progress", "--env", args.env, "--demos", str(args.demos)]
+    if variant != "rlpd":
+        cmd += ["--base", str(args.base)]
+    if (out / "checkpoint").exists():
+        cmd.append("--resume")
+    return out, subprocess.Popen(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"},  # type: ignore[return-value]
+                                 stdout=open(args.out / f"{variant}_s{seed}.log", "a"), stderr=subprocess.STDOUT)
+
+
+def prepare(args: argparse.Namespace) -> None:
+    """Make the weak base when none is given: noisy expert demos (DART labels) and a briefly trained BC policy."""
+    if args.demos is None:
+        args.demos = args.out / "demos.zarr"
+        if not args.demos.exists():
+            subprocess.run([*REALRL, "data", "collect", "--out", str(args.demos), "--env", args.env, "--episodes", "40",
+                            "--noise", "0.1", "--no-progress"], check=True)
+    if args.base is None:
+        args.base = args.out / "base_bc"
+        if not (args.base / "policy").exists():
+            subprocess.run([*REALRL, "train", "base", "--store", str(args.demos), "--out", str(args.base), "--policy",
+                            "bc", "--steps", "1500", "--eval-every", "0", "--eval-episodes", "30", "--threads", "2",
+                            "--no-progress"], check=True)
+
+
+def read_curve(out: Path) -> tuple[np.ndarray, np.ndarray, float]:
+    """(env steps, eval success, base success) of a finished run."""
+    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    ev = [r for r in rows if "eval/success" in r]
+    return (np.array([r["env_steps"] for r in ev]), np.array([r["eval/success"] for r in ev]),
+            float(ev[-1]["eval/base_success"]))
+
+
+def steps_to(steps: np.ndarray, success: np.ndarray, level: float) -> float:
+    """First evaluated env step at or above `level` (inf when never)."""
+    hit = np.flatnonzero(success >= level)
+    return float(steps[hit[0]]) if len(hit) else float("inf")
+
+
+def main() -> None:
+    """Run (or collect finished) runs, print the table, write curves PNG and a JSON line."""
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--env", default="realrl/FrankaPickPlace-v0")
+    p.add_argument("--base", type=Path, help="weak base policy run (default: made here, a BC policy on --demos)")
+    p.add_argument("--demos", type=Path, help="demo store (default: made here, 40 noisy expert episodes)")
+    p.add_argument("--out", type=Path, default=Path("runs/residual_bench"))
+    p.add_argument("--variants", default="td3,sac,rlpd")
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--steps", type=int, default=50_000)
+    p.add_argument("--num-envs", type=int, default=4)
+    p.add_argument("--eval-every", type=int, default=2500)
+    p.add_argument("--eval-episodes", type=int, default=20)
+    p.add_argument("--jobs", type=int, default=2, help="runs at once (each uses 1 torch thread)")
+    p.add_argument("--updates-only", action="store_true", help="only measure learner updates/s")
+    p.add_argument("--png", type=Path, default=None)
+    args = p.parse_args()
+
+    ups = {f"{preset}_{t}t": updates_per_s(preset, t) for preset in ("cpu", "gpu") for t in (2,)}
+    print(f"learner updates/s at batch 256, 2 threads: cpu preset {ups['cpu_2t']:.0f}, gpu preset (ResFiT size) "
+          f"{ups['gpu_2t']:.0f} ({ups['gpu_2t'] / ups['cpu_2t']:.2f}x the cpu preset)")
+    if args.updates_only:
+        print("JSON " + json.dumps({"updates_per_s": ups}))
+        return
+    args.out.mkdir(parents=True, exist_ok=True)
+    prepare(args)
+    todo = [(v, s) for v in args.variants.split(",") for s in range(args.seeds)
+            if not (args.out / f"{v}_s{s}" / "metrics.jsonl").exists()
+            or read_curve(args.out / f"{v}_s{s}")[0][-1:].tolist() != [args.steps]]
+    running: list[tuple[Path, subprocess.Popen[bytes]]] = []
+    t0 = time.time()
+    while todo or running:
+        while todo and len(running) < args.jobs:
+            running.append(run_one(*todo.pop(0), args))  # type: ignore[arg-type]
+        time.sleep(5)
+        for out, proc in list(running):
+            if proc.poll() is not None:
+                running.remove((out, proc))
+                print(f"[{time.time() - t0:6.0f} s] {out.name} finished (exit {proc.returncode})", flush=True)
+    results: dict[str, dict[str, object]] = {}
+    curves: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
+    base_success: list[float] = []
+    for v in args.variants.split(","):
+        for s in range(args.seeds):
+            steps, succ, base = read_curve(args.out / f"{v}_s{s}")
+            curves.setdefault(v, []).append((steps, succ))
+            if v != "rlpd":
+                base_success.append(base)
+    print(f"\n{'variant':<26} {'final success (per seed)':<28} {'mean':>6} {'steps to 90% (per seed)':<30}")
+    for v, runs in curves.items():
+        finals = [float(c[1][-1]) for c in runs]
+        to90 = [steps_to(*c, 0.9) for c in runs]
+        results[v] = {"final": finals, "final_mean": float(np.mean(finals)), "steps_to_90": to90}
+        t90 = ", ".join("-" if np.isinf(x) else f"{x:.0f}" for x in to90)
+        print(f"{LABELS[v]:<26} {', '.join(f'{f:.0%}' for f in finals):<28} {np.mean(finals):>6.0%} {t90:<30}")
+    print(f"{LABELS['base']:<26} {', '.join(f'{b:.0%}' for b in base_success[: args.seeds])}")
+    if args.png:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(7, 4))
+        for i, (v, runs) in enumerate(curves.items()):
+            steps = runs[0][0]
+            ys = np.stack([np.interp(steps, c[0], c[1]) for c in runs])
+            ax.plot(steps, ys.mean(0), color=f"C{i}", label=f"{LABELS[v]} (mean of {len(runs)} seeds)")
+            ax.fill_between(steps, ys.min(0), ys.max(0), color=f"C{i}", alpha=0.2)
+        if base_success:
+            ax.axhline(float(np.mean(base_success)), ls="--", c="gray", label="base alone")
+        ax.set(xlabel="env steps", ylabel="eval success (20 fixed seeds)", ylim=(-0.02, 1.02), title=args.env)
+        ax.legend(fontsize=8, loc="lower right")
+        fig.tight_layout()
+        fig.savefig(args.png, dpi=110)
+        print(f"curves: {args.png}")
+    print("JSON " + json.dumps({"updates_per_s": ups, "base_success": base_success, "runs": results}))
+
+
+if __name__ == "__main__":
+    main()
