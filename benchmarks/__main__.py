@@ -14,6 +14,7 @@ SUITE: list[tuple[str, list[str], list[str]]] = [
     ("env_overhead.py", [], ["--steps", "100", "--repeats", "2", "--frames", "10"]),
     ("data_io.py", ["--seconds", "120"], ["--seconds", "10", "--reads", "50", "--batches", "2"]),
     ("policy_latency.py", ["--calls", "200"], ["--calls", "30"]),
+    ("ros_loop.py", ["--seconds", "10", "--lift-episodes", "20"], ["--seconds", "2", "--lift-episodes", "2"]),
 ]
 
 

@@ -1,1 +1,1 @@
-"""ROS 2 layer, robot nodes, RosRobot client, teleop devices and camera readers (to be built: issues 6-8)."""
+"""ROS 2 layer (hardware.ros), robot nodes (sim, Franka, RealSense), the RosRobot client; teleop devices to come."""

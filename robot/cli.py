@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from robot.core.errors import RealrlError
+from hardware.nodes.config import FrankaNodeConfig, RealSenseNodeConfig, SimNodeConfig
+from robot.core.errors import ConfigError, RealrlError
 from robot.sessions.datacmd import (
     CollectConfig,
     ExportConfig,
@@ -20,6 +22,7 @@ from robot.sessions.demo import DemoConfig
 from robot.sessions.residual import TrainResidualConfig
 from robot.sessions.simrun import SimRunConfig
 from robot.sessions.train import EvalConfig, TrainBaseConfig, TrainHeadConfig
+from robot.sessions.up import UpConfig
 
 
 @dataclass(frozen=True)
@@ -142,6 +145,32 @@ def _eval(cfg: EvalConfig) -> None:
           f"{r['act_ms_p99']:.2f} ms p99; per chunk (re-plan) {r['plan_ms_p50']:.2f} ms p50")
 
 
+def _node_sim(cfg: SimNodeConfig) -> None:
+    from hardware.nodes.sim_node import run
+
+    run(cfg)
+
+
+def _node_franka(cfg: FrankaNodeConfig) -> None:
+    from hardware.nodes.franka_node import run
+
+    run(cfg)
+
+
+def _node_realsense(cfg: RealSenseNodeConfig) -> None:
+    from hardware.nodes.realsense_node import run
+
+    run(cfg)
+
+
+def _up(cfg: UpConfig) -> None:
+    from robot.sessions.up import run
+
+    code = run(cfg)
+    if code:
+        raise SystemExit(code)
+
+
 # command words -> (config type, handler). A group (e.g. "sim") lists its commands when called bare.
 COMMANDS: dict[tuple[str, ...], tuple[type, Callable[[Any], None]]] = {
     ("envs",): (EnvsConfig, _envs),
@@ -157,6 +186,10 @@ COMMANDS: dict[tuple[str, ...], tuple[type, Callable[[Any], None]]] = {
     ("train", "head"): (TrainHeadConfig, _train_head),
     ("train", "residual"): (TrainResidualConfig, _train_residual),
     ("eval",): (EvalConfig, _eval),
+    ("node", "sim"): (SimNodeConfig, _node_sim),
+    ("node", "franka"): (FrankaNodeConfig, _node_franka),
+    ("node", "realsense"): (RealSenseNodeConfig, _node_realsense),
+    ("up",): (UpConfig, _up),
 }
 
 
@@ -182,8 +215,16 @@ def main(argv: list[str] | None = None) -> int:
         print(_usage(), file=sys.stderr)
         return 2
     cfg_type, handler = COMMANDS[match]
+    rest = args[len(match):]
+    ros_args: list[str] = []
+    if "--ros-args" in rest:  # ROS 2 arguments (remaps, parameters) go to the node as they are, not to tyro
+        rest, ros_args = rest[: rest.index("--ros-args")], rest[rest.index("--ros-args"):]
     try:
-        cfg: Any = tyro.cli(cfg_type, args=args[len(match):], prog=f"realrl {' '.join(match)}")
+        cfg: Any = tyro.cli(cfg_type, args=rest, prog=f"realrl {' '.join(match)}")
+        if ros_args:
+            if "ros_args" not in {f.name for f in dataclasses.fields(cfg)}:
+                raise ConfigError(f"realrl {' '.join(match)} is not a ROS node: it takes no --ros-args")
+            cfg = dataclasses.replace(cfg, ros_args=tuple(ros_args))
         handler(cfg)
     except RealrlError as e:
         print(f"realrl: error: {e}", file=sys.stderr)

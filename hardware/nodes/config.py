@@ -1,0 +1,108 @@
+"""Node configs, importable without DDS or MuJoCo (the CLI parses them before anything heavy loads)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import tyro
+
+from robot.core.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class SimNodeConfig:
+    """Run a MuJoCo robot and its task scene in real time behind the topics of its real driver (ROS 2 node)."""
+
+    env: str = "realrl/FrankaLift-v0"
+    """Registered env id whose robot and scene to run (see `realrl envs`)."""
+    cameras: tuple[str, ...] = ()
+    """Cameras to render and publish (Franka: 'front', 'wrist')."""
+    image_size: int = 84
+    """Square image size (pixels)."""
+    action_mode: Literal["ee_delta", "joint_pos"] = "ee_delta"
+    """What the robot accepts: TCP twists / target poses (ee_delta) or joint targets (joint_pos)."""
+    namespace: str = ""
+    """ROS namespace of every topic."""
+    realtime_factor: float = 1.0
+    """Sim seconds per wall second (1 = real time)."""
+    stats_period_s: float = 1.0
+    """How often ~/stats (JSON counters) is published."""
+    ros_args: tyro.conf.Suppress[tuple[str, ...]] = ()
+    """Everything after `--ros-args` on the command line (remaps `-r a:=b`, parameters `-p name:=value`)."""
+
+    def __post_init__(self) -> None:
+        if not self.realtime_factor > 0:
+            raise ConfigError(f"--realtime-factor must be > 0, got {self.realtime_factor}")
+
+    def env_kwargs(self) -> dict[str, Any]:
+        """gym.make kwargs of this scene (only the non-defaults, so any registered id accepts them)."""
+        kw: dict[str, Any] = {}
+        if self.cameras:
+            kw.update(cameras=tuple(self.cameras), image_size=self.image_size)
+        if self.action_mode != "ee_delta":
+            kw["action_mode"] = self.action_mode
+        return kw
+
+
+@dataclass(frozen=True)
+class FrankaNodeConfig:
+    """Bridge realrl's arm topics to a franka_ros2 compliant Cartesian controller, with workspace and speed limits
+    enforced before anything reaches the robot."""
+
+    control_hz: float = 20.0
+    """Rate of the client's TCP twist commands (each is valid for one period of this rate)."""
+    workspace_low: tuple[float, float, float] = (0.15, -0.5, 0.005)
+    """Lower corner of the box (m, base frame) the target pose is clipped into."""
+    workspace_high: tuple[float, float, float] = (0.85, 0.5, 0.7)
+    """Upper corner of that box (m)."""
+    max_speed: float = 0.6
+    """Largest commanded TCP speed (m/s); faster twists are scaled down."""
+    max_angular_speed: float = 4.0
+    """Largest commanded TCP angular speed (rad/s)."""
+    max_lead: float = 0.06
+    """Largest distance (m) the target may run ahead of the measured TCP (no wind-up against contact)."""
+    max_lead_angle: float = 0.4
+    """Largest angle (rad) between target and measured TCP orientation."""
+    command_timeout_s: float = 0.3
+    """No command for this long: the target is re-anchored at the measured pose (the arm holds where it is)."""
+    namespace: str = ""
+    """ROS namespace of every topic."""
+    ros_args: tyro.conf.Suppress[tuple[str, ...]] = ()
+    """Everything after `--ros-args` on the command line."""
+
+    def __post_init__(self) -> None:
+        lo, hi = self.workspace_low, self.workspace_high
+        if not all(a < b for a, b in zip(lo, hi, strict=True)):
+            raise ConfigError(f"workspace_low {lo} must be below workspace_high {hi} in every axis")
+        for name in ("control_hz", "max_speed", "max_angular_speed", "max_lead", "max_lead_angle",
+                     "command_timeout_s"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"--{name.replace('_', '-')} must be > 0, got {getattr(self, name)}")
+
+
+@dataclass(frozen=True)
+class RealSenseNodeConfig:
+    """Publish an Intel RealSense camera's colour (and depth) as sensor_msgs/Image + CameraInfo, laid out like
+    realsense2_camera (`<camera>/color/image_raw`, `<camera>/depth/image_rect_raw`, `.../camera_info`)."""
+
+    serial: str = ""
+    """Serial number of the camera to open (empty: the only one connected; an error when several are)."""
+    camera: str = "camera"
+    """Camera name: the topic prefix and frame ids (`<camera>_color_optical_frame`)."""
+    width: int = 640
+    """Colour and depth width (pixels)."""
+    height: int = 480
+    """Colour and depth height (pixels)."""
+    fps: int = 30
+    """Frame rate."""
+    depth: bool = True
+    """Also stream depth (16UC1, millimetres)."""
+    namespace: str = ""
+    """ROS namespace of every topic."""
+    ros_args: tyro.conf.Suppress[tuple[str, ...]] = ()
+    """Everything after `--ros-args` on the command line."""
+
+    def __post_init__(self) -> None:
+        if self.width <= 0 or self.height <= 0 or self.fps <= 0:
+            raise ConfigError(f"--width/--height/--fps must be > 0, got {self.width}x{self.height}@{self.fps}")
