@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import json
+import os
 import shutil
 import tempfile
 import time
@@ -15,6 +17,7 @@ from torch.utils.data import DataLoader
 
 from data import EpisodeStore, Recorder
 from data.dataset import WindowConfig, WindowDataset
+from data.recorder import Backend
 
 
 def _frames(n: int, size: int, seed: int) -> np.ndarray:
@@ -40,31 +43,64 @@ def _obs(t: int, pools: dict[str, np.ndarray], stamp: float) -> dict[str, np.nda
     return obs
 
 
-def bench_record(root: Path, seconds: float, hz: float, episode_s: float) -> dict[str, float]:
-    """Paced 30 Hz loop: recorder (writer thread) vs the same episodes appended on the control thread."""
+def bench_record(
+    root: Path, seconds: float, hz: float, episode_s: float, backend: Backend, freeze: bool = True, rt: bool = False
+) -> dict[str, float]:
+    """Paced 30 Hz loop: recorder (writer process or thread) vs the same episodes appended on the control thread.
+
+    Measures the control thread's time in add_step/end_episode per step (the env's observation is built
+    before the clock starts), both wall-clock and CPU time of the thread: a slow step whose CPU time is
+    small was descheduled by the OS, not working. Garbage collections during the loop are timed too. GC stays
+    on, as a control loop would have it, after `gc.freeze()` of what setup allocated (torch and co.: a full
+    collection then walks only what the loop made); --no-gc-freeze shows the difference. With rt=True the
+    control thread runs SCHED_FIFO (as a robot's control loop would; the writer process is not: reset on fork).
+    """
     pools = {f"image/cam{i}": _frames(60, 128, i) for i in range(3)}
     steps_per_ep = int(episode_s * hz)
     n_steps = int(seconds * hz)
     store = EpisodeStore.create(root / "rec.zarr", fps=hz)
     block_ms: list[float] = []
+    cpu_ms: list[float] = []
+    gc_ms: list[float] = []
+    gc_t0 = [0.0]
+
+    def gc_timer(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            gc_t0[0] = time.perf_counter()
+        else:
+            gc_ms.append((time.perf_counter() - gc_t0[0]) * 1e3)
+
     period = 1.0 / hz
-    with Recorder(store, queue_size=2048) as rec:
+    with Recorder(store, queue_size=2048, backend=backend) as rec:
+        if freeze:
+            gc.collect()
+            gc.freeze()
+        if rt:
+            os.sched_setscheduler(0, os.SCHED_FIFO | os.SCHED_RESET_ON_FORK, os.sched_param(10))
+        gc.callbacks.append(gc_timer)
         t_next = time.monotonic()
         rec.start_episode()
         for t in range(n_steps):
             t_next += period
+            obs, action = _obs(t, pools, time.time()), np.zeros(7, np.float32)
+            c0 = time.thread_time()
             t0 = time.perf_counter()
-            rec.add_step(_obs(t, pools, time.time()), np.zeros(7, np.float32), 0.0)
+            rec.add_step(obs, action, 0.0)
             if (t + 1) % steps_per_ep == 0:
                 rec.end_episode(success=True, source="expert", wait=False)  # the control loop never waits
                 if t + 1 < n_steps:
                     rec.start_episode()
             block_ms.append((time.perf_counter() - t0) * 1e3)
+            cpu_ms.append((time.thread_time() - c0) * 1e3)
             if (rem := t_next - time.monotonic()) > 0:
                 time.sleep(rem)
+        gc.callbacks.remove(gc_timer)
+        if rt:
+            os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
         if rec._open:
             rec.end_episode(success=True, source="expert", wait=False)
     s = rec.stats()
+    gc.unfreeze()
     store.close()
     # Baseline: the naive way, one synchronous append_episode on the control thread per episode.
     sync = EpisodeStore.create(root / "sync.zarr", fps=hz)
@@ -77,12 +113,17 @@ def bench_record(root: Path, seconds: float, hz: float, episode_s: float) -> dic
         sync.append_episode(arrays, success=True)
         sync_block = max(sync_block, (time.perf_counter() - t0) * 1e3)
     sync.close()
-    arr = np.asarray(block_ms)
+    arr, cpu = np.asarray(block_ms), np.asarray(cpu_ms)
+    slow = arr > 2.0
     return {
         "steps": float(n_steps), "dropped": float(s.steps_dropped), "written": float(s.steps_written),
         "block_p50_ms": float(np.percentile(arr, 50)), "block_p99_ms": float(np.percentile(arr, 99)),
         "block_max_ms": float(arr.max()), "sync_append_block_ms": sync_block,
-        "queue_high_water": float(s.queue_high_water),
+        "queue_high_water": float(s.queue_high_water), "queue_size": float(s.queue_size),
+        "slow_steps_over_2ms": float(slow.sum()),
+        "slow_steps_descheduled": float(np.sum(slow & (cpu < 0.5 * arr))),
+        "block_cpu_p99_ms": float(np.percentile(cpu, 99)), "block_cpu_max_ms": float(cpu.max()),
+        "gc_collections": float(len(gc_ms)), "gc_max_ms": float(max(gc_ms, default=0.0)),
     }
 
 
@@ -174,16 +215,30 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=120.0, help="recorded (real = simulated) time")
     p.add_argument("--reads", type=int, default=300)
     p.add_argument("--batches", type=int, default=10)
+    p.add_argument("--backend", choices=["process", "thread"], default="process", help="recorder backend")
+    p.add_argument("--no-gc-freeze", action="store_true", help="record without gc.freeze() of the setup")
+    p.add_argument("--rt", action="store_true", help="run the recording loop SCHED_FIFO (needs CAP_SYS_NICE)")
+    p.add_argument("--record-only", action="store_true", help="skip the window-read and DataLoader parts")
     args = p.parse_args()
     torch.set_num_threads(1)
     root = Path(tempfile.mkdtemp(prefix="realrl-bench-"))
     try:
-        rec = bench_record(root, args.seconds, 30.0, 20.0)
-        print(f"record 3x128x128 + state at 30 Hz for {args.seconds:.0f} s: {rec['steps']:.0f} steps, "
+        rec = bench_record(root, args.seconds, 30.0, 20.0, args.backend, freeze=not args.no_gc_freeze, rt=args.rt)
+        print(f"record 3x128x128 + state at 30 Hz for {args.seconds:.0f} s, {args.backend} backend, gc.freeze "
+              f"{'off' if args.no_gc_freeze else 'on'}{', SCHED_FIFO' if args.rt else ''}: "
+              f"{rec['steps']:.0f} steps, "
               f"dropped {rec['dropped']:.0f}, written {rec['written']:.0f}; control-thread block "
               f"p50 {rec['block_p50_ms']:.3f} ms, p99 {rec['block_p99_ms']:.3f} ms, max {rec['block_max_ms']:.2f} ms "
               f"(target <= 2 ms); baseline synchronous append blocks {rec['sync_append_block_ms']:.0f} ms per "
-              f"episode = {rec['sync_append_block_ms'] / max(rec['block_max_ms'], 1e-9):.0f}x the recorder's worst")
+              f"episode = {rec['sync_append_block_ms'] / max(rec['block_max_ms'], 1e-9):.0f}x the recorder's worst; "
+              f"{rec['slow_steps_over_2ms']:.0f} steps over 2 ms ({rec['slow_steps_descheduled']:.0f} of them "
+              f"descheduled: thread CPU time < half the wall time); thread CPU time in add_step p99 "
+              f"{rec['block_cpu_p99_ms']:.3f} ms, max {rec['block_cpu_max_ms']:.2f} ms; {rec['gc_collections']:.0f} "
+              f"GC runs, longest {rec['gc_max_ms']:.2f} ms; queue high-water {rec['queue_high_water']:.0f} "
+              f"of {rec['queue_size']:.0f}")
+        if args.record_only:
+            print("JSON " + json.dumps({"record": rec}))
+            return
         win = bench_windows(root, args.reads)
         print(f"random 16-step windows, 2 cams 84x84: cold p50 {win['cold_p50_ms']:.2f} ms (p99 "
               f"{win['cold_p99_ms']:.2f}; page cache dropped: {bool(win['page_cache_dropped'])}), warm p50 "

@@ -526,6 +526,43 @@ class EpisodeStore:
             raise StoreError(_problem_text(self.path, snap))
         self._load(snap)
 
+    @property
+    def holds_writer_lock(self) -> bool:
+        """Whether this handle is the store's one writer right now."""
+        return self.mode == "a" and self._lock_fd is not None
+
+    def release_writer(self) -> None:
+        """Hand the writer lock to another process (e.g. a recorder's writer); this handle stays readable through
+        `follow()` and cannot write until `reacquire_writer()`."""
+        if self._finalizer is not None:
+            self._finalizer()
+        self._finalizer, self._lock_fd = None, None
+
+    def follow(self) -> None:
+        """Re-read the committed state written by the process that holds the writer lock."""
+        snap = _inspect(self.path)
+        if snap.problems or snap.short:
+            raise StoreError(_problem_text(self.path, snap))
+        self._load(snap)
+
+    def reacquire_writer(self) -> None:
+        """Take the writer lock back after release_writer(), as open(mode='a') would: steps a killed writer left
+        past the last commit are truncated."""
+        if self.mode != "a":
+            raise StoreError(f"{self.path} was opened read-only; it has no writer lock to take back")
+        fd = _lock(self.path)
+        try:
+            snap = _inspect(self.path)
+            if snap.problems or snap.short:
+                raise StoreError(_problem_text(self.path, snap))
+        except BaseException:
+            _unlock(fd)
+            raise
+        self._lock_fd = fd
+        self._finalizer = weakref.finalize(self, _unlock, fd)
+        self._load(snap)
+        self._recover(snap, [])
+
     def close(self) -> None:
         """Release the writer lock; the store object must not be used afterwards."""
         if self._finalizer is not None:

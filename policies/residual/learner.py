@@ -15,6 +15,7 @@ from policies.residual.losses import (
     critic_loss,
     deterministic_actor_loss,
     pair_min,
+    residual_penalty,
     sac_actor_loss,
     soft_update,
     td_target,
@@ -58,6 +59,9 @@ class ResidualConfig:
     """Target policy smoothing noise std (TD3)."""
     target_noise_clip: float = 0.5
     """Target policy smoothing clip."""
+    residual_l2: float = 0.0
+    """Actor penalty weight on |residual|^2. With delta (velocity-like) actions a small constant residual
+    integrates into drift; a linear-ish critic otherwise drives the residual to its +-1 corners."""
     grad_clip: float = 10.0
     """Gradient-norm clip."""
     init_alpha: float = 0.05
@@ -159,6 +163,8 @@ class ResidualLearner:
             out["alpha"] = float(alpha.detach())
         else:
             loss = deterministic_actor_loss(q)
+        if self.cfg.residual_l2 > 0:
+            loss = loss + residual_penalty(r, self.cfg.residual_l2)
         self.actor_opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.actor.parameters(), self.cfg.grad_clip)

@@ -30,6 +30,12 @@ def deterministic_actor_loss(q: torch.Tensor) -> torch.Tensor:
     return -q.mean()
 
 
+def residual_penalty(residual: torch.Tensor, weight: float) -> torch.Tensor:
+    """weight * E[|r|^2] over the batch: keeps the residual near zero (the base) unless Q clearly says otherwise.
+    residual: (B, Da) in [-1, 1]."""
+    return weight * residual.pow(2).sum(-1).mean()
+
+
 def sac_actor_loss(q: torch.Tensor, log_prob: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
     """E[alpha log pi - mean_k Q]. q: (K, B), log_prob: (B,)."""
     return (alpha.detach() * log_prob - q.mean(0)).mean()

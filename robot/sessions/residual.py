@@ -46,6 +46,8 @@ class TrainResidualConfig:
     (1024-wide, 10 heads, UTD 4)."""
     scale: float = 0.1
     """Residual scale in the normalized action range (rlpd always uses 1: the 'residual' is the action)."""
+    residual_l2: float = 0.0
+    """Actor penalty on |residual|^2 (0: none)."""
     hidden: tuple[int, ...] | None = None
     """Actor/critic widths (default: the preset's)."""
     n_heads: int | None = None
@@ -103,7 +105,7 @@ def learner_config(cfg: TrainResidualConfig) -> Any:
     algo: Literal["td3", "sac"] = "td3" if cfg.algo == "td3" else "sac"
     c = gpu_preset(algo) if cfg.preset == "gpu" else ResidualConfig(algo=algo)
     over: dict[str, Any] = {"scale": 1.0 if cfg.algo == "rlpd" else cfg.scale, "batch_size": cfg.batch_size,
-                            "n_step": cfg.n_step, "gamma": cfg.gamma}
+                            "n_step": cfg.n_step, "gamma": cfg.gamma, "residual_l2": cfg.residual_l2}
     for k in ("hidden", "n_heads", "utd"):
         if getattr(cfg, k) is not None:
             over[k] = getattr(cfg, k)
