@@ -48,6 +48,8 @@ class TrainResidualConfig:
     """Residual scale in the normalized action range (rlpd always uses 1: the 'residual' is the action)."""
     residual_l2: float = 0.0
     """Actor penalty on |residual|^2 (0: none)."""
+    explore_std: float = 0.2
+    """Exploration noise std in residual units (x scale in the action range), truncated at 2 std."""
     hidden: tuple[int, ...] | None = None
     """Actor/critic widths (default: the preset's)."""
     n_heads: int | None = None
@@ -105,7 +107,8 @@ def learner_config(cfg: TrainResidualConfig) -> Any:
     algo: Literal["td3", "sac"] = "td3" if cfg.algo == "td3" else "sac"
     c = gpu_preset(algo) if cfg.preset == "gpu" else ResidualConfig(algo=algo)
     over: dict[str, Any] = {"scale": 1.0 if cfg.algo == "rlpd" else cfg.scale, "batch_size": cfg.batch_size,
-                            "n_step": cfg.n_step, "gamma": cfg.gamma, "residual_l2": cfg.residual_l2}
+                            "n_step": cfg.n_step, "gamma": cfg.gamma, "residual_l2": cfg.residual_l2,
+                            "explore_std": cfg.explore_std}
     for k in ("hidden", "n_heads", "utd"):
         if getattr(cfg, k) is not None:
             over[k] = getattr(cfg, k)
