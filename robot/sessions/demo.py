@@ -20,7 +20,7 @@ class DemoConfig:
     env: str = "realrl/FrankaLift-v0"
     """Task for the pipeline."""
     preset: Literal["quick", "full", "smoke"] = "quick"
-    """quick: ~15 min on 2 CPU cores; full: larger budgets (about an hour); smoke: a 2-minute wiring check
+    """quick: ~8 min on 2 CPU cores (measured 7.5); full: larger budgets (about an hour); smoke: a wiring check
     whose policies are not trained enough to succeed."""
     experts: bool = True
     """First check every task's scripted expert (a few episodes each)."""
@@ -102,9 +102,11 @@ def run(cfg: DemoConfig) -> str:
     if _trained(base, b["base_steps"]):
         print(f"reusing {base}")
     else:
-        train_base(TrainBaseConfig(store=demos, out=base, policy="diffusion", steps=b["base_steps"], eval_every=0,
-                                   eval_episodes=b["stage_eval"], seed=cfg.seed, threads=cfg.threads,
-                                   progress=cfg.progress))
+        r = train_base(TrainBaseConfig(store=demos, out=base, policy="diffusion", steps=b["base_steps"],
+                                       eval_every=0, eval_episodes=b["stage_eval"], seed=cfg.seed,
+                                       threads=cfg.threads, progress=cfg.progress))
+        print(f"base: loss {r.get('loss', float('nan')):.4f}, success {r.get('eval/success', float('nan')):.0%} "
+              f"over {b['stage_eval']} episodes")
     times["base"] = time.perf_counter() - t
 
     head = out / "head"
@@ -112,9 +114,10 @@ def run(cfg: DemoConfig) -> str:
     if _trained(head, b["head_steps"]):
         print(f"reusing {head}")
     else:
-        train_head(TrainHeadConfig(teacher=base, out=head, kind="mip", steps=b["head_steps"], eval_every=0,
-                                   eval_episodes=b["stage_eval"], seed=cfg.seed, threads=cfg.threads,
-                                   progress=cfg.progress))
+        r = train_head(TrainHeadConfig(teacher=base, out=head, kind="mip", steps=b["head_steps"], eval_every=0,
+                                       eval_episodes=b["stage_eval"], seed=cfg.seed, threads=cfg.threads,
+                                       progress=cfg.progress))
+        print(f"head: success {r.get('eval/success', float('nan')):.0%} over {b['stage_eval']} episodes")
     times["head"] = time.perf_counter() - t
 
     res = out / "residual"
@@ -126,11 +129,13 @@ def run(cfg: DemoConfig) -> str:
     else:
         every = max(100, b["residual_steps"] // 6)
         warm = min(2000, b["residual_steps"] // 8)
-        train_residual(TrainResidualConfig(out=res, base=head, steps=b["residual_steps"], seed=cfg.seed,
-                                           eval_every=every, eval_episodes=b["stage_eval"], checkpoint_every=every,
-                                           warmup_steps=warm, critic_warmup_steps=warm,
-                                           resume=(res / "checkpoint").exists(), threads=cfg.threads,
-                                           progress=cfg.progress))
+        r = train_residual(TrainResidualConfig(out=res, base=head, steps=b["residual_steps"], seed=cfg.seed,
+                                               eval_every=every, eval_episodes=b["stage_eval"],
+                                               checkpoint_every=every, warmup_steps=warm, critic_warmup_steps=warm,
+                                               resume=(res / "checkpoint").exists(), threads=cfg.threads,
+                                               progress=cfg.progress))
+        print(f"residual: success {r.get('eval/success', float('nan')):.0%} (head alone "
+              f"{r.get('eval/base_success', float('nan')):.0%}) over {b['stage_eval']} episodes")
     times["residual"] = time.perf_counter() - t
 
     t = _stage(f"final evaluation: {cfg.episodes} episodes each, fixed seeds, 1 torch thread")
