@@ -30,6 +30,12 @@ def save_checkpoint(path: str | os.PathLike[str], tensors: dict[str, torch.Tenso
     # safetensors refuses shared storage; clone so EMA copies and tied weights are saved as plain tensors.
     save_file({k: v.detach().contiguous().clone() for k, v in tensors.items()}, str(tmp / WEIGHTS))
     (tmp / CONFIG).write_text(json.dumps({"format": FORMAT, "format_version": FORMAT_VERSION, **config}, indent=1))
+    return swap_in(tmp, out)
+
+
+def swap_in(tmp: Path, out: Path) -> Path:
+    """Replace directory `out` by the finished `tmp` with renames: a crash at any point leaves `out` or
+    `out.old` complete (loaders fall back to `.old`)."""
     old = out.with_name(out.name + ".old")
     if out.exists():
         if old.exists():

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
 import time
 from collections import deque
@@ -289,8 +288,10 @@ class ResidualTrainer:
         import torch
         from safetensors.torch import save_file
 
+        from policies.checkpoint import swap_in
+
         out = path or self.out / CHECKPOINT
-        tmp, old = out.with_name(out.name + ".tmp"), out.with_name(out.name + ".old")
+        tmp = out.with_name(out.name + ".tmp")
         if tmp.exists():
             shutil.rmtree(tmp)
         tmp.mkdir(parents=True)
@@ -307,14 +308,7 @@ class ResidualTrainer:
                  "rng": self.rng.bit_generator.state, "replay": replay_meta, "env_id": self.env_id,
                  "features": self.features.to_json(), "config": _jsonable(asdict(self.cfg))}
         (tmp / "state.json").write_text(json.dumps(state))
-        if out.exists():
-            if old.exists():
-                shutil.rmtree(old)
-            os.replace(out, old)
-        os.replace(tmp, out)
-        if old.exists():
-            shutil.rmtree(old)
-        return out
+        return swap_in(tmp, out)
 
     def load(self, path: Path) -> None:
         """Restore everything `save` wrote; in-flight episodes are not resumed (each env starts a new one)."""
