@@ -7,6 +7,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -64,3 +65,17 @@ def wait_for(cond: Callable[[], bool], timeout: float, spin: Callable[[], None] 
         else:
             time.sleep(0.01)
     return cond()
+
+
+def expert_succeeds(env: Any, seed: int, max_steps: int = 60) -> bool:
+    """Run the task's scripted expert for one seeded episode; whether it succeeded."""
+    obs, _ = env.reset(seed=seed)
+    policy = env.unwrapped.task.expert(seed=seed)
+    policy.reset()
+    for _ in range(max_steps):
+        obs, _, terminated, _, info = env.step(policy.act(obs))
+        if info["success"]:
+            return True
+        if terminated:
+            break
+    return False

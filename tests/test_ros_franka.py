@@ -14,7 +14,7 @@ from hardware.nodes.sim_node import RemoteEnvConfig, make_remote_env
 from hardware.ros import LATCHED, create_node
 from hardware.ros.convert import pose_array, pose_msg
 from hardware.ros.msgs import PoseStamped, String, Twist, TwistStamped, Vector3
-from tests.ros_util import loopback_domain, spawn, stop, wait_for
+from tests.ros_util import expert_succeeds, loopback_domain, spawn, stop, wait_for
 
 
 @pytest.fixture
@@ -90,16 +90,7 @@ def test_lift_through_the_franka_node(ros_domain: int, tmp_path: Path) -> None:
         env = make_remote_env(RemoteEnvConfig("realrl/FrankaLift-v0"))
         try:
             for seed in range(2):
-                obs, _ = env.reset(seed=seed)
-                policy = env.unwrapped.task.expert(seed=seed)
-                policy.reset()
-                success = False
-                for _ in range(60):
-                    obs, _, terminated, _, info = env.step(policy.act(obs))
-                    success = success or info["success"]
-                    if terminated:
-                        break
-                assert success, seed
+                assert expert_succeeds(env, seed), seed
         finally:
             env.close()
     finally:

@@ -17,7 +17,7 @@ from hardware.ros import LATCHED, create_node
 from hardware.ros.msgs import Float64MultiArray, JointState, String, Twist, TwistStamped, Vector3
 from hardware.ros_robot import RosRobotConfig
 from robot.core.errors import SafetyError, TransportError
-from tests.ros_util import loopback_domain, spawn, stop, wait_for
+from tests.ros_util import expert_succeeds, loopback_domain, spawn, stop, wait_for
 
 SIM = ["-m", "hardware.nodes.sim_node"]
 
@@ -118,16 +118,7 @@ def test_killed_node_trips_the_watchdog_and_restart_reconnects(ros_domain: int, 
         assert not [t for t in twists if t > fault_time]
 
         proc = spawn([*SIM, "--env", "realrl/FrankaLift-v0"], ros_domain, log)  # restart: reset() reconnects
-        obs, _ = env.reset(seed=1)
-        policy = env.unwrapped.task.expert(seed=1)
-        policy.reset()
-        success = False
-        for _ in range(60):
-            obs, _, terminated, _, info = env.step(policy.act(obs))
-            success = success or info["success"]
-            if terminated:
-                break
-        assert success
+        assert expert_succeeds(env, 1)
     finally:
         spy.close()
         env.close()

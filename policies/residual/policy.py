@@ -54,13 +54,12 @@ class Features:
     def __call__(self, obs: Observation, base_action: np.ndarray) -> np.ndarray:
         """(D,) float32 features of one observation."""
         try:
-            state = np.concatenate([np.asarray(obs[k], np.float64).ravel() for k in self.state_keys])
+            states = {k: np.asarray(obs[k]).reshape(1, -1) for k in self.state_keys}
         except KeyError as e:
             raise CheckpointError(
                 f"observation has no key {e.args[0]!r}; the residual uses {list(self.state_keys)}"
             ) from None
-        z = (state - np.asarray(self.mean)) / np.asarray(self.std)
-        return np.concatenate([z, np.asarray(base_action, np.float64)]).astype(np.float32)
+        return self.batch(states, np.asarray(base_action).reshape(1, -1))[0]
 
     def batch(self, states: dict[str, np.ndarray], base_actions: np.ndarray) -> np.ndarray:
         """(N, D) features from arrays of N steps (states[k]: (N, d_k), base_actions: (N, Da))."""

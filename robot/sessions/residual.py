@@ -164,7 +164,7 @@ class ResidualTrainer:
                 return ZeroBase(da, {"env_id": self.env_id}) if self.base_dir is None else load_policy(self.base_dir)
 
             self.make_base = make_base
-            demo_base = make_base()
+            demo_base = probe if probe is not None else make_base()  # the probe is a fresh base: no reload
             demos = load_demos(store, demo_base, state_keys, only_success=cfg.only_success_demos,
                                base_keys=tuple(getattr(getattr(demo_base, "obs_cfg", None), "state_keys", ())),
                                seed=cfg.seed, progress=cfg.progress)
