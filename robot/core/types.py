@@ -29,12 +29,23 @@ class TeleopEvent(enum.Enum):
     """Episode-level events an operator can raise."""
 
     START = "start"
+    """Start an episode (collect, deploy), or re-arm after an e-stop."""
     STOP = "stop"
+    """End the episode and save it (collect: label with the success/failure key pressed before, if any)."""
+    PAUSE = "pause"
+    """Toggle pause: the robot holds, no policy or operator action is sent, the episode stays open."""
+    ESTOP = "estop"
+    """Emergency stop: hold and refuse every further command until re-armed with START."""
     SUCCESS = "success"
+    """Label the open episode a success and end it (saved)."""
     FAILURE = "failure"
+    """Label the open episode a failure and end it (saved)."""
     DISCARD = "discard"
+    """End the open episode and throw it away."""
     INTERVENE = "intervene"
+    """Toggle take-over: while on, the operator's action replaces the policy's."""
     RESET = "reset"
+    """Reset the robot and scene (between episodes)."""
 
 
 @dataclass(frozen=True)
