@@ -5,6 +5,7 @@ from __future__ import annotations
 import abc
 import copy
 from collections import deque
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -172,11 +173,12 @@ class ChunkPolicy(Policy, abc.ABC):
                 self._history.append(obs)  # edge padding, as in training
         self._history.append(obs)
 
-    def _batch(self) -> Batch:
+    def _batch(self, history: Sequence[Observation] | None = None) -> Batch:
+        history = self._history if history is None else history
         out: Batch = {}
         for k in (*self.obs_cfg.state_keys, *self.obs_cfg.image_keys):
             try:
-                arr = np.stack([o[k] for o in self._history])
+                arr = np.stack([o[k] for o in history])
             except KeyError:
                 raise CheckpointError(
                     f"observation has no key {k!r}; this policy was trained on {list(self.obs_cfg.state_keys)} + "
@@ -187,12 +189,23 @@ class ChunkPolicy(Policy, abc.ABC):
             out[k] = torch.from_numpy(np.ascontiguousarray(arr)).unsqueeze(0)
         return out
 
-    def _plan(self) -> np.ndarray:
+    def _plan(self, history: Sequence[Observation] | None = None, full: bool = False) -> np.ndarray:
         c = self.chunk_cfg
         noise = torch.randn((1, c.horizon, self.action_dim), generator=self.generator)
-        chunk = self.sample(self._batch(), noise)[0].numpy()  # (H, Da)
+        chunk = self.sample(self._batch(history), noise)[0].numpy()  # (H, Da)
         start = c.n_obs_steps - 1
-        return np.clip(chunk[start : start + c.n_action_steps], -1.0, 1.0).astype(np.float32)  # (Ta, Da)
+        stop = c.horizon if full else start + c.n_action_steps
+        return np.clip(chunk[start:stop], -1.0, 1.0).astype(np.float32)  # (Ta, Da), or (H - To + 1, Da) if full
+
+    def plan_chunk(self, history: Sequence[Observation], full: bool = False) -> np.ndarray:
+        """Plan from an explicit observation history (oldest first; edge-padded to To like training), leaving the
+        policy's own history and queue alone: (Ta, Da) from the newest observation's step on, or with `full` every
+        action up to the end of the horizon (what a latency-aware executor draws on when it skips stale ones)."""
+        if not history:
+            raise ConfigError("plan_chunk needs at least one observation")
+        to = self.chunk_cfg.n_obs_steps
+        padded = [history[0]] * max(0, to - len(history)) + list(history[-to:])
+        return self._plan(padded, full=full)
 
     def act_chunk(self, obs: Observation) -> np.ndarray:
         """Plan now: (Ta, Da) actions starting at this step."""

@@ -117,6 +117,12 @@ class RobotEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         """The normalized action that keeps the robot where it is."""
         return self.embodiment.action.to_normalized(self.robot.hold_command()).astype(np.float32)
 
+    def observe(self) -> Observation:
+        """Observe without acting (a loop holding the robot: paused, e-stopped, waiting for the operator)."""
+        obs = self._assemble(self.robot.observe())
+        self._last_obs = obs
+        return obs
+
     def last_observation(self) -> Observation:
         """The observation returned by the latest reset/step."""
         return self._last_obs

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 import math
+from collections import deque
 from dataclasses import dataclass
 
 import mujoco
@@ -115,6 +116,14 @@ class MujocoRobot(Robot):
         self._renderers: dict[tuple[int, int], mujoco.Renderer] = {}
         self._nominal: dict[str, tuple[np.ndarray, np.ndarray, float, float, np.ndarray]] = {}
         self._obj_qadr: dict[str, tuple[int, int, int, int]] = {}
+        # Injected latency (sim-to-real checks; see set_latency). Zero costs nothing on the hot path.
+        self._obs_lag = 0  # substeps
+        self._act_lag = 0  # substeps
+        self._snaps: deque[Observation] = deque()
+        self._ctrl_hist: deque[np.ndarray] = deque()
+        self._first_obs: Observation | None = None
+        self._last_time = -math.inf
+        self._gains0: tuple[np.ndarray, np.ndarray] | None = None
 
     # -- scene ---------------------------------------------------------------------------------
     @abc.abstractmethod
@@ -202,12 +211,105 @@ class MujocoRobot(Robot):
         return float(self._require()[1].time)
 
     def step_physics(self) -> None:
-        """Advance one control period."""
+        """Advance one control period (with injected latency: the previous command acts first, and the state the
+        next observe() returns is snapshotted part-way)."""
         model, data = self._require()
-        mujoco.mj_step(model, data, nstep=self.n_substeps)
+        if not (self._obs_lag or self._act_lag):
+            mujoco.mj_step(model, data, nstep=self.n_substeps)
+            return
+        self._sync_episode()
+        n = self.n_substeps
+        # The command sent q periods + r substeps ago is the one acting now: until substep r of this period the
+        # command before it still acts.
+        q, r = divmod(self._act_lag, n)
+        hist = self._ctrl_hist
+        hist.append(data.ctrl.copy())
+        while len(hist) > q + 2:
+            hist.popleft()
+        newest = hist[max(0, len(hist) - 1 - q)]
+        older = hist[max(0, len(hist) - 2 - q)]
+        snap_at = n - self._obs_lag % n if self._obs_lag else -1
+        cuts = sorted({c for c in (r, snap_at) if 0 < c < n} | {n})
+        done = 0
+        data.ctrl[:] = older if r > 0 else newest
+        for cut in cuts:
+            mujoco.mj_step(model, data, nstep=cut - done)
+            done = cut
+            if cut == r:
+                data.ctrl[:] = newest
+            if cut == snap_at:
+                self._snaps.append(self._observe_now())
+        data.ctrl[:] = hist[-1]  # what the robot was commanded, as its own bookkeeping expects
+        self._last_time = float(data.time)
+
+    def _sync_episode(self) -> None:
+        """Forget the latency buffers when a reset has rewound the clock (or on first use): the previous
+        episode's commands and states must not leak into this one."""
+        _, data = self._require()
+        t = float(data.time)
+        if t < self._last_time or self._last_time == -math.inf:
+            self._snaps.clear()
+            self._first_obs = None
+            self._ctrl_hist.clear()
+            self._ctrl_hist.append(data.ctrl.copy())  # the reset's hold command acts until the first one lands
+        self._last_time = t
+
+    def set_latency(self, observation_s: float = 0.0, action_s: float = 0.0) -> None:
+        """Inject sensing and actuation latency, rounded to physics substeps: observe() returns the state as it was
+        `observation_s` ago (stamped with that time), and each command starts acting `action_s` after it is sent."""
+        if observation_s < 0 or action_s < 0 or not (math.isfinite(observation_s) and math.isfinite(action_s)):
+            raise ConfigError(f"latencies must be finite and >= 0, got observation {observation_s}, action {action_s}")
+        self._obs_lag = round(observation_s / self.physics_dt)
+        self._act_lag = round(action_s / self.physics_dt)
+        self._snaps.clear()
+        self._ctrl_hist.clear()
+        self._first_obs = None
+        self._last_time = -math.inf
+
+    @property
+    def latency(self) -> tuple[float, float]:
+        """Injected (observation, action) latency in seconds."""
+        return self._obs_lag * self.physics_dt, self._act_lag * self.physics_dt
+
+    def scale_actuator_gains(self, scale: float | np.ndarray) -> None:
+        """Scale every affine (position-servo) actuator's stiffness and damping from its nominal value: 1 restores
+        the model's gains. A per-actuator array gives each its own factor."""
+        model, _ = self._require()
+        if self._gains0 is None:
+            self._gains0 = (model.actuator_gainprm.copy(), model.actuator_biasprm.copy())
+        k = np.broadcast_to(np.asarray(scale, dtype=np.float64), (model.nu,))
+        if not np.all(np.isfinite(k)) or np.any(k <= 0):
+            raise ConfigError(f"actuator gain scales must be finite and > 0, got {np.asarray(scale).tolist()}")
+        gain0, bias0 = self._gains0
+        servo = model.actuator_biastype == mujoco.mjtBias.mjBIAS_AFFINE
+        model.actuator_gainprm[servo, 0] = gain0[servo, 0] * k[servo]
+        model.actuator_biasprm[servo, 1:3] = bias0[servo, 1:3] * k[servo, None]
 
     def observe(self) -> Observation:
-        """State (robot + objects) stamped with sim time; camera images when configured."""
+        """State (robot + objects) stamped with sim time; camera images when configured (with injected observation
+        latency: the snapshot from that long ago, or the episode's first state when the episode is younger)."""
+        if not (self._obs_lag or self._act_lag):
+            return self._observe_now()
+        self._sync_episode()
+        if not self._obs_lag:
+            return self._observe_now()
+        _, data = self._require()
+        t = float(data.time)
+        if not self._snaps and (self._first_obs is None or t <= float(self._first_obs["time/state"])):
+            # Nothing has been stepped since the reset: the live state is the one to show (tasks move objects
+            # after the robot's reset, so take it anew each time).
+            self._first_obs = self._observe_now()
+            return dict(self._first_obs)
+        want = t - self._obs_lag * self.physics_dt + 0.5 * self.physics_dt
+        while len(self._snaps) > 1 and float(self._snaps[1]["time/state"]) <= want:
+            self._snaps.popleft()
+        # Copies: the env adds task keys to the dict it is given, and a snapshot may be returned again.
+        if self._snaps and float(self._snaps[0]["time/state"]) <= want:
+            return dict(self._snaps[0])
+        assert self._first_obs is not None
+        return dict(self._first_obs)
+
+    def _observe_now(self) -> Observation:
         _, data = self._require()
         obs: Observation = {}
         self._robot_state(obs)

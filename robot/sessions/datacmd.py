@@ -123,8 +123,9 @@ def collect(cfg: CollectConfig) -> dict[str, int]:
     import numpy as np
     from tqdm import tqdm
 
-    from data import EpisodeStore, Recorder
+    from data import Recorder
     from robot.sessions.envs import make_env
+    from robot.sessions.recording import open_store
     from robot.sessions.simrun import SimRunConfig, make_policy
     from robot.wrappers import SafetyLimits
 
@@ -134,13 +135,7 @@ def collect(cfg: CollectConfig) -> dict[str, int]:
     base = env.unwrapped
     spec = base.embodiment.to_dict() if hasattr(base, "embodiment") else None
     fps = float(base.metadata.get("render_fps") or 20.0)
-    if cfg.out.exists():
-        store = EpisodeStore.open(cfg.out, "a")
-        if store.env_id and store.env_id != cfg.env:
-            store.close()
-            raise ConfigError(f"{cfg.out} holds episodes of {store.env_id}, not {cfg.env}: choose another --out")
-    else:
-        store = EpisodeStore.create(cfg.out, fps=fps, spec=spec, env_id=cfg.env)
+    store = open_store(cfg.out, cfg.env, fps=fps, spec=spec)
     first_seed = cfg.seed + len(store)
     task_text = getattr(getattr(base, "task", None), "instruction", "")
     policy_cfg = SimRunConfig(env=cfg.env, policy=cfg.source, noise=cfg.noise, skill=cfg.skill)

@@ -11,6 +11,7 @@ import numpy as np
 
 from robot.core.errors import SafetyError
 from robot.core.interfaces import Policy
+from robot.sessions.perturb import FAMILIES, Level, Perturbation, perturbations
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -50,14 +51,17 @@ class EvalResult:
 
 
 def evaluate_policy(policy: Policy, env_id: str, episodes: int, *, seed: int = 1000, env_kwargs: dict[str, Any] | None
-                    = None, progress: bool = False) -> EvalResult:
-    """Roll out `episodes` seeded episodes (seed + i) through SafetyLimits; time every act() call."""
+                    = None, progress: bool = False, perturbation: Perturbation | None = None) -> EvalResult:
+    """Roll out `episodes` seeded episodes (seed + i) through SafetyLimits (and a perturbation, if given); time
+    every act() call."""
     from tqdm import tqdm
 
     from robot.sessions.envs import make_env
+    from robot.sessions.perturb import Perturb
     from robot.wrappers import SafetyLimits
 
-    env = SafetyLimits(make_env(env_id, **(env_kwargs or {})))
+    inner = make_env(env_id, **(env_kwargs or {}))
+    env = SafetyLimits(Perturb(inner, perturbation) if perturbation is not None else inner)
     check = getattr(policy, "check_env", None)
     if check is not None:
         check(env)
@@ -91,3 +95,37 @@ def evaluate_policy(policy: Policy, env_id: str, episodes: int, *, seed: int = 1
         env.close()
     return EvalResult(env_id, episodes, succ, float(np.mean(lengths)), float(np.mean(act_ms)),
                       float(np.percentile(act_ms, 99)), float(np.median(plan_ms)) if plan_ms else 0.0)
+
+
+def evaluate_perturbed(policy: Policy, env_id: str, episodes: int, level: Level, *, seed: int = 1000,
+                       env_kwargs: dict[str, Any] | None = None, progress: bool = False) -> list[dict[str, Any]]:
+    """Nominal, then each perturbation family at `level`, on the same seeds: one row per family with its success,
+    95% interval and change against nominal (what breaks first, before any hardware is touched)."""
+    cameras = bool((env_kwargs or {}).get("cameras"))
+    rows: list[dict[str, Any]] = []
+    nominal = 0.0
+    for p in [Perturbation(), *perturbations(level, cameras=cameras)]:
+        if progress:
+            print(f"randomize {level}: {p.family} ...", flush=True)
+        res = evaluate_policy(policy, env_id, episodes, seed=seed, env_kwargs=env_kwargs, progress=progress,
+                              perturbation=None if p.family == "nominal" else p)
+        d = res.as_dict()
+        if p.family == "nominal":
+            nominal = d["success"]
+        rows.append({"family": p.family, "level": "none" if p.family == "nominal" else level,
+                     "delta": d["success"] - nominal, **d})
+    return rows
+
+
+def format_perturbed(rows: list[dict[str, Any]]) -> str:
+    """A table of evaluate_perturbed's rows."""
+    lines = [f"{'family':<16} {'level':<7} {'success':>8} {'95% CI':>11} {'vs nominal':>10} {'mean length':>11}"]
+    for r in rows:
+        ci = f"{r['success_ci_low']:.0%}-{r['success_ci_high']:.0%}"
+        delta = "" if r["family"] == "nominal" else f"{r['delta'] * 100:+.0f} pts"
+        lines.append(f"{r['family']:<16} {r['level']:<7} {r['success']:>8.0%} {ci:>11} {delta:>10} "
+                     f"{r['mean_length']:>11.1f}")
+    missing = [f for f in FAMILIES if f not in {r["family"] for r in rows}]
+    if missing:
+        lines.append(f"(not applicable here: {', '.join(missing)})")
+    return "\n".join(lines)
