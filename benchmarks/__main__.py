@@ -15,6 +15,7 @@ SUITE: list[tuple[str, list[str], list[str]]] = [
     ("data_io.py", ["--seconds", "120"], ["--seconds", "10", "--reads", "50", "--batches", "2"]),
     ("policy_latency.py", ["--calls", "200"], ["--calls", "30"]),
     ("ros_loop.py", ["--seconds", "10", "--lift-episodes", "20"], ["--seconds", "2", "--lift-episodes", "2"]),
+    ("teleop_loop.py", ["--seconds", "20"], ["--seconds", "2", "--rates", "50"]),
 ]
 
 

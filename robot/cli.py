@@ -8,8 +8,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from hardware.nodes.config import FrankaNodeConfig, RealSenseNodeConfig, SimNodeConfig
+from hardware.nodes.config import FrankaNodeConfig, RealSenseNodeConfig, SimNodeConfig, TeleopNodeConfig
 from robot.core.errors import ConfigError, RealrlError
+from robot.sessions.collect import TeleopCollectConfig
 from robot.sessions.datacmd import (
     CollectConfig,
     ExportConfig,
@@ -19,6 +20,7 @@ from robot.sessions.datacmd import (
     ValidateConfig,
 )
 from robot.sessions.demo import DemoConfig
+from robot.sessions.deploy import DeployConfig
 from robot.sessions.residual import TrainResidualConfig
 from robot.sessions.simrun import SimRunConfig
 from robot.sessions.train import EvalConfig, TrainBaseConfig, TrainHeadConfig
@@ -73,6 +75,16 @@ def _data_collect(cfg: CollectConfig) -> None:
     c = collect(cfg)
     print(f"{cfg.out}: recorded {c['recorded']} episodes ({c['successes']} successful), kept {c['kept']}, "
           f"dropped steps {c['dropped_steps']}")
+
+
+def _collect(cfg: TeleopCollectConfig) -> None:
+    from robot.sessions.collect import run
+
+    s = run(cfg)
+    r = s.rate
+    print(f"{cfg.out}: saved {s.saved} episodes ({s.successes} successful), discarded {s.discarded}; "
+          f"{s.steps} steps recorded ({s.intervened_steps} intervened), dropped {s.dropped}; loop "
+          f"{r.get('achieved_hz', 0.0):.1f} Hz, period p99 {r.get('loop_p99_ms', 0.0):.1f} ms, overruns {s.overruns}")
 
 
 def _data_info(cfg: InfoConfig) -> None:
@@ -139,10 +151,23 @@ def _eval(cfg: EvalConfig) -> None:
     from robot.sessions.train import evaluate
 
     r = evaluate(cfg)
+    if "families" in r:
+        from robot.sessions.evaluate import format_perturbed
+
+        print(f"{r['policy']} ({r['algo']}, NFE {r['nfe']}), {cfg.episodes} episodes per family, "
+              f"randomize {r['randomize']}:")
+        print(format_perturbed(r["families"]))
+        return
     print(f"{r['policy']} ({r['algo']}, NFE {r['nfe']}): success {r['success']:.0%} "
           f"[95% CI {r['success_ci_low']:.0%}-{r['success_ci_high']:.0%}] over {cfg.episodes} episodes, "
           f"mean length {r['mean_length']:.1f}; latency per action {r['act_ms_mean']:.2f} ms mean, "
           f"{r['act_ms_p99']:.2f} ms p99; per chunk (re-plan) {r['plan_ms_p50']:.2f} ms p50")
+
+
+def _deploy(cfg: DeployConfig) -> None:
+    from robot.sessions.deploy import deploy, format_summary
+
+    print(format_summary(deploy(cfg)))
 
 
 def _node_sim(cfg: SimNodeConfig) -> None:
@@ -163,6 +188,12 @@ def _node_realsense(cfg: RealSenseNodeConfig) -> None:
     run(cfg)
 
 
+def _node_teleop(cfg: TeleopNodeConfig) -> None:
+    from hardware.nodes.teleop_node import run
+
+    run(cfg)
+
+
 def _up(cfg: UpConfig) -> None:
     from robot.sessions.up import run
 
@@ -177,6 +208,7 @@ COMMANDS: dict[tuple[str, ...], tuple[type, Callable[[Any], None]]] = {
     ("sim", "run"): (SimRunConfig, _sim_run),
     ("demo",): (DemoConfig, _demo),
     ("data", "collect"): (CollectConfig, _data_collect),
+    ("collect",): (TeleopCollectConfig, _collect),
     ("data", "info"): (InfoConfig, _data_info),
     ("data", "validate"): (ValidateConfig, _data_validate),
     ("data", "repair"): (RepairConfig, _data_repair),
@@ -186,9 +218,11 @@ COMMANDS: dict[tuple[str, ...], tuple[type, Callable[[Any], None]]] = {
     ("train", "head"): (TrainHeadConfig, _train_head),
     ("train", "residual"): (TrainResidualConfig, _train_residual),
     ("eval",): (EvalConfig, _eval),
+    ("deploy",): (DeployConfig, _deploy),
     ("node", "sim"): (SimNodeConfig, _node_sim),
     ("node", "franka"): (FrankaNodeConfig, _node_franka),
     ("node", "realsense"): (RealSenseNodeConfig, _node_realsense),
+    ("node", "teleop"): (TeleopNodeConfig, _node_teleop),
     ("up",): (UpConfig, _up),
 }
 

@@ -5,14 +5,15 @@ from __future__ import annotations
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, SupportsFloat
+from typing import Any, Literal, SupportsFloat
 
 import gymnasium as gym
 import numpy as np
 
 from robot.core.errors import ConfigError, SafetyError
-from robot.core.interfaces import Policy
+from robot.core.interfaces import Policy, Teleoperator
 from robot.core.spec import ActionMode
+from robot.core.types import TeleopCommand, TeleopEvent
 from robot.env import RobotEnv
 
 
@@ -78,6 +79,14 @@ class SafetyLimits(gym.Wrapper[dict[str, np.ndarray], np.ndarray, dict[str, np.n
         self._last_obs = obs
         return obs, info
 
+    def observe(self) -> Any:
+        """Observe without acting (a holding loop), through the RobotEnv underneath; the stale-observation check
+        then judges the next action against this fresh observation."""
+        if self._robot_env is None:
+            raise ConfigError("SafetyLimits.observe needs a RobotEnv underneath (realrl robots)")
+        self._last_obs = self._robot_env.observe()
+        return self._last_obs
+
     def _hold(self) -> np.ndarray:
         if self._robot_env is not None:
             return np.asarray(self._robot_env.hold_action(), dtype=np.float64)
@@ -110,11 +119,21 @@ class SafetyLimits(gym.Wrapper[dict[str, np.ndarray], np.ndarray, dict[str, np.n
         before = phys.copy()
         cfg = self.config
         if aspec.mode is ActionMode.EE_DELTA and cfg.workspace_low is not None and "state/ee_pose" in self._last_obs:
-            pos = np.asarray(self._last_obs["state/ee_pose"], dtype=np.float64)[:3]
-            lo = np.asarray(cfg.workspace_low) - pos
-            hi = np.asarray(cfg.workspace_high) - pos
-            # A delta may always move back toward the box, never further out of it.
-            phys[:3] = np.clip(phys[:3], np.minimum(lo, 0.0), np.maximum(hi, 0.0))
+            frames = len(renv.embodiment.ee_frames)
+            if frames <= 1:
+                pos = np.asarray(self._last_obs["state/ee_pose"], dtype=np.float64)[:3]
+                lo = np.asarray(cfg.workspace_low) - pos
+                hi = np.asarray(cfg.workspace_high) - pos
+                # A delta may always move back toward the box, never further out of it.
+                phys[:3] = np.clip(phys[:3], np.minimum(lo, 0.0), np.maximum(hi, 0.0))
+            else:
+                # Several end effectors (a bimanual humanoid): state/ee_pose holds 7 values per frame and the
+                # action 6 delta dims per frame, both in ee_frames order; every frame gets the same box.
+                pos = np.asarray(self._last_obs["state/ee_pose"], dtype=np.float64)[: 7 * frames].reshape(frames, 7)
+                lo = np.minimum(np.asarray(cfg.workspace_low) - pos[:, :3], 0.0)
+                hi = np.maximum(np.asarray(cfg.workspace_high) - pos[:, :3], 0.0)
+                delta = phys[: 6 * frames].reshape(frames, 6)  # a view: clipping it writes into phys
+                delta[:, :3] = np.clip(delta[:, :3], lo, hi)
         elif aspec.mode is ActionMode.JOINT_POS and "state/joint_pos" in self._last_obs:
             q = np.asarray(self._last_obs["state/joint_pos"], dtype=np.float64)
             n = min(q.size, len(renv.embodiment.joints))
@@ -165,6 +184,10 @@ class RateConfig:
     """Loop rate; None takes the robot's control_hz (or the env's render_fps)."""
     window: int = 1000
     """Latency samples kept per stage for the statistics."""
+    paced_by: Literal["clock", "robot"] = "clock"
+    """clock: sleep to each tick of a monotonic clock. robot: the robot paces the loop (a lockstep RosRobot's
+    observe() waits for the node's next state), so nothing sleeps here and an overrun is a missed robot period:
+    consecutive observations stamped more than 1.5 periods apart."""
 
 
 class RealTimeRate(gym.Wrapper[Any, Any, Any, Any]):
@@ -193,13 +216,19 @@ class RealTimeRate(gym.Wrapper[Any, Any, Any, Any]):
         self.overruns = 0
         self.steps = 0
         self._t_start: float | None = None
+        self._last_stamp: float | None = None
 
     def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
         """Reset the env and restart the schedule (reset time is not a control period)."""
         out = self.env.reset(**kwargs)
         self._next_tick = None
         self._last_return = time.monotonic()
+        self._last_stamp = self._stamp(out[0])
         return out
+
+    @staticmethod
+    def _stamp(obs: Any) -> float | None:
+        return float(obs["time/state"]) if isinstance(obs, dict) and "time/state" in obs else None
 
     def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
         """Wait for the next tick, step, and record timings in info['rate']."""
@@ -212,7 +241,9 @@ class RealTimeRate(gym.Wrapper[Any, Any, Any, Any]):
         if self._next_tick is None:
             self._next_tick = t_call
         lateness = t_call - self._next_tick
-        if lateness > 0.0 and self.steps > 0 and lateness > 1e-4:
+        if self.config.paced_by == "robot":
+            pass
+        elif lateness > 0.0 and self.steps > 0 and lateness > 1e-4:
             overrun = True
             self.overruns += 1
             self._next_tick = t_call
@@ -223,6 +254,12 @@ class RealTimeRate(gym.Wrapper[Any, Any, Any, Any]):
         self.latency["wait"].append(t_go - t_call)
         out = self.env.step(action)
         t_done = time.monotonic()
+        if self.config.paced_by == "robot":
+            stamp = self._stamp(out[0])
+            if stamp is not None and self._last_stamp is not None and stamp - self._last_stamp > 1.5 * self.period:
+                overrun = True
+                self.overruns += 1
+            self._last_stamp = stamp
         self.latency["env"].append(t_done - t_go)
         if self._last_return is not None:
             self.latency["loop"].append(t_done - self._last_return)
@@ -232,6 +269,13 @@ class RealTimeRate(gym.Wrapper[Any, Any, Any, Any]):
         info = out[4]
         info["rate"] = {"overrun": overrun, "overruns": self.overruns, "env_s": t_done - t_go}
         return out
+
+    def hold(self) -> None:
+        """The loop held the robot without stepping (pause, e-stop): that time is no control period, so the next
+        step starts a new schedule instead of counting an overrun."""
+        self._next_tick = None
+        self._last_return = time.monotonic()
+        self._last_stamp = None
 
     def stats(self) -> dict[str, float]:
         """p50/p99 per stage in ms, overruns and the achieved rate."""
@@ -422,3 +466,137 @@ class ActionChunking(gym.Wrapper[Any, np.ndarray, Any, np.ndarray], gym.utils.Re
                 break
         info["executed"] = n
         return obs, total, terminated, truncated, info
+
+
+Takeover = Literal["toggle", "deadman", "always"]
+"""How an operator takes over: INTERVENE events toggle it, it lasts while the deadman is held, or always on."""
+
+
+class OperatorState:
+    """The operator's latches, shared by every loop that takes teleop events (Intervention, the teleop node):
+    ESTOP holds until START re-arms, PAUSE toggles a hold, INTERVENE toggles take-over."""
+
+    def __init__(self, takeover: Takeover = "toggle") -> None:
+        if takeover not in ("toggle", "deadman", "always"):
+            raise ConfigError(f"takeover must be 'toggle', 'deadman' or 'always', got {takeover!r}")
+        self.takeover: Takeover = takeover
+        self.estopped = False
+        """Latched by ESTOP; only START clears it."""
+        self.paused = False
+        """Toggled by PAUSE."""
+        self.toggled = False
+        """Toggled by INTERVENE (used with takeover='toggle')."""
+        self.active = True
+        """The latest reading's `active` (deadman held)."""
+
+    def observe(self, cmd: TeleopCommand) -> None:
+        """Update the latches from one reading (each reading must be observed exactly once: toggles)."""
+        ev = cmd.events
+        if TeleopEvent.ESTOP in ev:
+            self.estopped = True
+        elif TeleopEvent.START in ev:
+            self.estopped = False
+        if TeleopEvent.PAUSE in ev:
+            self.paused = not self.paused
+        if TeleopEvent.INTERVENE in ev:
+            self.toggled = not self.toggled
+        self.active = bool(cmd.active)
+
+    @property
+    def held(self) -> str:
+        """Why the operator holds the robot: "estop", "pause", or "" (not held)."""
+        return "estop" if self.estopped else "pause" if self.paused else ""
+
+    @property
+    def intervening(self) -> bool:
+        """Whether the operator's action replaces the agent's now."""
+        if self.takeover == "always":
+            return True
+        if self.takeover == "deadman":
+            return self.active
+        return self.toggled
+
+    def new_episode(self) -> None:
+        """At an episode start the agent drives again and a pause ends; an e-stop stays until START."""
+        self.toggled = False
+        self.paused = False
+
+
+@dataclass(frozen=True)
+class InterventionConfig:
+    """How a teleoperator takes over from the agent."""
+
+    takeover: Takeover = "toggle"
+    """toggle: INTERVENE events switch take-over on and off (keyboard t, SpaceMouse right button, gamepad LB);
+    deadman: the operator drives while the device's deadman button is held (`TeleopCommand.active`); always: the
+    operator drives every step (plain teleoperation, the agent's actions are ignored)."""
+
+
+class Intervention(gym.Wrapper[Any, np.ndarray, Any, np.ndarray]):
+    """A teleoperator can take over from the agent at any step and hand back.
+
+    Every step reads the teleoperator once. While the operator intervenes, the human action replaces the agent's
+    (a released deadman means hold); ESTOP holds every step until START, PAUSE holds until pressed again, whatever
+    anyone asks. info: `intervened` (the human action was applied), `human_action` (what the operator asked, the
+    hold action while the deadman is released), `agent_action`, `applied_action` (what went down the stack),
+    `operator_hold` ("estop", "pause" or ""), `teleop_events` (the events of this step's reading). Record
+    `applied_action` with an `info/intervened` flag (Recorder info_keys) and intervened steps become demo data.
+    A loop that reads the device itself when it does not step (between episodes) passes those readings to
+    `observe()` so no event is lost.
+    """
+
+    def __init__(self, env: gym.Env[Any, Any], teleop: Teleoperator, config: InterventionConfig | None = None) -> None:
+        super().__init__(env)
+        if not isinstance(env.action_space, gym.spaces.Box):
+            raise ConfigError(f"Intervention needs a Box action space, got {env.action_space}")
+        self.teleop = teleop
+        self.config = config or InterventionConfig()
+        self.state = OperatorState(self.config.takeover)
+        self._low = np.asarray(env.action_space.low, dtype=np.float64)
+        self._high = np.asarray(env.action_space.high, dtype=np.float64)
+        dim = getattr(teleop, "action_dim", None)
+        if dim is not None and (int(dim),) != self._low.shape:
+            raise ConfigError(f"the teleoperator gives {dim}-D actions but the env takes {self._low.shape}: a device "
+                              "drives ee_delta robots (6 motion + gripper); make the env with action_mode='ee_delta'")
+        self.last_command: TeleopCommand | None = None
+        """The newest reading."""
+
+    def _hold(self) -> np.ndarray:
+        base = self.env.unwrapped
+        if isinstance(base, RobotEnv):
+            return np.asarray(base.hold_action(), dtype=np.float32)
+        return np.clip(np.zeros_like(self._low), self._low, self._high).astype(np.float32)
+
+    def observe(self, cmd: TeleopCommand) -> None:
+        """Take one reading into the operator state (step() does this with its own reading)."""
+        self.state.observe(cmd)
+        self.last_command = cmd
+
+    def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
+        """Reset the env; the agent drives at the start of every episode (an e-stop stays latched)."""
+        self.state.new_episode()
+        return self.env.reset(**kwargs)
+
+    def step(self, action: np.ndarray) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
+        """Read the operator, choose whose action runs, step."""
+        cmd = self.teleop.read()
+        self.observe(cmd)
+        agent = np.asarray(action, dtype=np.float32)
+        human = np.asarray(cmd.action, dtype=np.float32)
+        if human.shape != self._low.shape:
+            raise ConfigError(f"teleop action shape {human.shape} does not match the action space {self._low.shape}")
+        st = self.state
+        hold = self._hold()
+        if not cmd.active:
+            human = hold
+        intervened = False
+        if st.held:
+            applied = hold
+        elif st.intervening:
+            applied, intervened = human, True
+        else:
+            applied = agent
+        obs, reward, terminated, truncated, info = self.env.step(applied)
+        info.update(intervened=intervened, human_action=human, agent_action=agent, applied_action=applied,
+                    operator_hold=st.held, teleop_events=cmd.events)
+        return obs, reward, terminated, truncated, info

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Literal
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal
 
 import tyro
 
+from hardware.teleop.registry import DeviceChoice
 from robot.core.errors import ConfigError
 
 
@@ -26,6 +27,8 @@ class SimNodeConfig:
     """ROS namespace of every topic."""
     realtime_factor: float = 1.0
     """Sim seconds per wall second (1 = real time)."""
+    control_hz: float = 0.0
+    """Control rate (ticks, states and commands per second); 0: the env's own (20 Hz for the Franka tasks)."""
     stats_period_s: float = 1.0
     """How often ~/stats (JSON counters) is published."""
     ros_args: tyro.conf.Suppress[tuple[str, ...]] = ()
@@ -34,6 +37,8 @@ class SimNodeConfig:
     def __post_init__(self) -> None:
         if not self.realtime_factor > 0:
             raise ConfigError(f"--realtime-factor must be > 0, got {self.realtime_factor}")
+        if self.control_hz < 0:
+            raise ConfigError(f"--control-hz must be > 0 (or 0 for the env's own rate), got {self.control_hz}")
 
     def env_kwargs(self) -> dict[str, Any]:
         """gym.make kwargs of this scene (only the non-defaults, so any registered id accepts them)."""
@@ -42,6 +47,8 @@ class SimNodeConfig:
             kw.update(cameras=tuple(self.cameras), image_size=self.image_size)
         if self.action_mode != "ee_delta":
             kw["action_mode"] = self.action_mode
+        if self.control_hz:
+            kw["control_hz"] = self.control_hz
         return kw
 
 
@@ -106,3 +113,34 @@ class RealSenseNodeConfig:
     def __post_init__(self) -> None:
         if self.width <= 0 or self.height <= 0 or self.fps <= 0:
             raise ConfigError(f"--width/--height/--fps must be > 0, got {self.width}x{self.height}@{self.fps}")
+
+
+@dataclass(frozen=True)
+class TeleopNodeConfig:
+    """Read a teleop device on this machine and publish it over ROS 2: a TCP twist and gripper closure (what a robot
+    node takes) plus the operator's events, for a robot node (direct drive) or `realrl collect --device ros`."""
+
+    teleop: Annotated[DeviceChoice, tyro.conf.arg(name="")] = field(default_factory=DeviceChoice)
+    """The device: --device keyboard|spacemouse|gamepad|replay, and its --<device>.* settings."""
+    rate_hz: float = 20.0
+    """Publishing rate: the robot's control rate (each twist is valid for one period)."""
+    linear_speed: float = 0.6
+    """TCP speed (m/s) at full deflection (the Franka sim's largest step, 3 cm, at 20 Hz)."""
+    angular_speed: float = 4.0
+    """TCP angular speed (rad/s) at full deflection (0.2 rad at 20 Hz)."""
+    namespace: str = "teleop"
+    """ROS namespace of the published topics. The default never moves a robot by itself (a recording collect
+    session listens here); use --namespace '' (or the robot's namespace) to drive a robot node directly."""
+    frame_id: str = "world"
+    """Frame of the twists (the robot's base frame)."""
+    wait_for_subscriber: bool = True
+    """Read the device only once someone listens (a replayed stream starts when its reader is there)."""
+    ros_args: tyro.conf.Suppress[tuple[str, ...]] = ()
+    """Everything after `--ros-args` on the command line."""
+
+    def __post_init__(self) -> None:
+        for name in ("rate_hz", "linear_speed", "angular_speed"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"--{name.replace('_', '-')} must be > 0, got {getattr(self, name)}")
+        if self.teleop.device == "ros":
+            raise ConfigError("the teleop node reads a local device: --device keyboard|spacemouse|gamepad|replay")

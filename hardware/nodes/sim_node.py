@@ -392,6 +392,8 @@ class RemoteEnvConfig:
     """Image size (as given to the node)."""
     action_mode: Literal["ee_delta", "joint_pos"] = "ee_delta"
     """Action mode (as given to the node)."""
+    control_hz: float = 0.0
+    """Control rate (as given to the node; 0: the env's own)."""
     robot: RosRobotConfig = field(default_factory=RosRobotConfig)
     """RosRobot settings (objects are filled in from the task)."""
 
@@ -403,7 +405,7 @@ def make_remote_env(config: RemoteEnvConfig) -> Any:
     from gymnasium.wrappers import TimeLimit
 
     kw = SimNodeConfig(env=config.env, cameras=config.cameras, image_size=config.image_size,
-                       action_mode=config.action_mode).env_kwargs()
+                       action_mode=config.action_mode, control_hz=config.control_hz).env_kwargs()
     shadow = make_sim_env(config.env, **kw)
     objects = tuple(o.name for o in getattr(shadow.task, "objects", ()))
     robot = RosRobot(shadow.robot.spec, dataclasses.replace(config.robot, objects=objects))
