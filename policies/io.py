@@ -58,6 +58,20 @@ def build_policy(config: dict[str, Any]) -> ChunkPolicy:
     return policy
 
 
+def policy_dir(path: str | os.PathLike[str]) -> Path:
+    """The checkpoint inside a run directory (its policy/, or policy.old while a save swaps it in), or `path`."""
+    p = Path(path)
+    return p / "policy" if (p / "policy").exists() or (p / "policy.old").exists() else p
+
+
+def load_any_policy(path: str | os.PathLike[str]) -> Any:
+    """A run directory or checkpoint of any deployable policy: base + residual, or a chunk policy (base or head)."""
+    from policies.residual.policy import is_residual_policy, load_residual_policy
+
+    p = policy_dir(path)
+    return load_residual_policy(p) if is_residual_policy(p) else load_policy(p)
+
+
 def load_policy(path: str | os.PathLike[str]) -> ChunkPolicy:
     """Rebuild a policy from its checkpoint; tensors only, no code runs."""
     tensors, config = load_checkpoint(path)

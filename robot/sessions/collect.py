@@ -146,18 +146,14 @@ def _make_device(cfg: TeleopCollectConfig) -> Any:
 
 def _make_env(cfg: TeleopCollectConfig) -> Any:
     from robot.env import RobotEnv
+    from robot.sessions.envs import make_robot_env
 
+    ros = None
     if cfg.robot == "ros":
-        from hardware.nodes.sim_node import RemoteEnvConfig, make_remote_env
         from hardware.ros_robot import RosRobotConfig
 
-        env = make_remote_env(RemoteEnvConfig(cfg.env, cameras=cfg.cameras, image_size=cfg.image_size,
-                                              robot=RosRobotConfig(namespace=cfg.namespace)))
-    else:
-        from robot.sessions.envs import make_env
-
-        kw: dict[str, Any] = {"cameras": cfg.cameras, "image_size": cfg.image_size} if cfg.cameras else {}
-        env = make_env(cfg.env, **kw)
+        ros = RosRobotConfig(namespace=cfg.namespace)
+    env = make_robot_env(cfg.env, cfg.robot, cameras=cfg.cameras, image_size=cfg.image_size, ros=ros)
     base = env.unwrapped
     if not isinstance(base, RobotEnv):
         env.close()
@@ -173,13 +169,9 @@ def _make_policy(cfg: TeleopCollectConfig, env: Any) -> Any:
         if not hasattr(task, "expert"):
             raise ConfigError(f"{cfg.env} has no scripted expert; give a trained policy's directory instead")
         return "expert"  # made per episode: its noise is seeded by the episode seed
-    from policies.io import check_compatible, load_policy
-    from policies.residual.policy import is_residual_policy, load_residual_policy
+    from policies.io import check_compatible, load_any_policy
 
-    path = Path(cfg.policy)
-    if (path / "policy").exists():
-        path = path / "policy"
-    policy: Any = load_residual_policy(path) if is_residual_policy(path) else load_policy(path)
+    policy = load_any_policy(Path(cfg.policy))
     check = getattr(policy, "check_env", None)
     if check is not None:
         check(env)
@@ -189,21 +181,15 @@ def _make_policy(cfg: TeleopCollectConfig, env: Any) -> Any:
 
 
 def _open_store(cfg: TeleopCollectConfig, env: Any, hz: float) -> tuple[Any, tuple[str, ...]]:
-    from data import EpisodeStore
+    from robot.sessions.recording import open_store
 
-    if cfg.out.exists():
-        store = EpisodeStore.open(cfg.out, "a")
-        if store.env_id and store.env_id != cfg.env:
+    store = open_store(cfg.out, cfg.env, fps=hz, spec=env.embodiment.to_dict())
+    if len(store) and "info/intervened" not in store.schema:
+        if cfg.policy:
             store.close()
-            raise ConfigError(f"{cfg.out} holds episodes of {store.env_id}, not {cfg.env}: choose another --out")
-        if len(store) and "info/intervened" not in store.schema:
-            if cfg.policy:
-                store.close()
-                raise ConfigError(f"{cfg.out} was recorded without the info/intervened flag (e.g. by `realrl data "
-                                  "collect`); record interventions into a new store")
-            return store, ()
-    else:
-        store = EpisodeStore.create(cfg.out, fps=hz, spec=env.embodiment.to_dict(), env_id=cfg.env)
+            raise ConfigError(f"{cfg.out} was recorded without the info/intervened flag (e.g. by `realrl data "
+                              "collect`); record interventions into a new store")
+        return store, ()
     return store, ("intervened",)
 
 

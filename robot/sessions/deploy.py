@@ -13,7 +13,7 @@ import numpy as np
 
 from robot.core.errors import ConfigError, SafetyError, TransportError
 from robot.core.interfaces import Teleoperator
-from robot.core.types import TeleopEvent
+from robot.core.types import TeleopCommand, TeleopEvent
 from robot.sessions.executor import ExecutorConfig, PolicyStack
 
 
@@ -93,22 +93,17 @@ class Deployment:
     def __init__(self, cfg: DeployConfig, operator: Teleoperator | None = None) -> None:
         import torch
 
-        from policies.io import load_policy
-        from policies.residual.policy import is_residual_policy, load_residual_policy
-        from robot.sessions.train import _env_kwargs, _policy_dir
-        from robot.wrappers import RateConfig, RealTimeRate, SafetyLimits
+        from policies.io import load_any_policy
+        from robot.wrappers import OperatorState, RateConfig, RealTimeRate, SafetyLimits
 
         self.cfg = cfg
         torch.set_num_threads(cfg.threads)
-        path = _policy_dir(cfg.policy)
-        policy: Any = load_residual_policy(path) if is_residual_policy(path) else load_policy(path)
+        policy = load_any_policy(cfg.policy)
         self.policy = policy
         self.env_id = cfg.env or policy.meta.get("env_id", "")
         if not self.env_id:
             raise ConfigError("the policy does not record its env; pass --env")
-        kwargs = _env_kwargs(policy.meta)
-        inner = self._make_env(kwargs)
-        self.safety = SafetyLimits(inner)
+        self.safety = SafetyLimits(self._make_env(policy.meta))
         renv = self.safety.unwrapped
         self.robot = renv.robot  # type: ignore[attr-defined]
         self.dt = 1.0 / float(renv.embodiment.control_hz)  # type: ignore[attr-defined]
@@ -121,25 +116,25 @@ class Deployment:
             check(self.rate)
         self.stack = PolicyStack(policy, self.dt, cfg.executor)
         self.operator = operator
+        self.latches = OperatorState()
         self.recorder: Any = None
         self.store: Any = None
         self.results: list[_Episode] = []
         self.interrupted = False
 
-    def _make_env(self, kwargs: dict[str, Any]) -> Any:
+    def _make_env(self, meta: dict[str, Any]) -> Any:
+        """The task on the chosen robot, with the cameras and image size the policy was trained on."""
+        from robot.sessions.envs import make_robot_env
+
         cfg = self.cfg
+        ros = None
         if cfg.robot == "ros":
-            from hardware.nodes.sim_node import RemoteEnvConfig, make_remote_env
             from hardware.ros_robot import RosRobotConfig
 
-            cams = tuple(kwargs.get("cameras", ()))
-            size = kwargs.get("image_size", (84, 84))
-            return make_remote_env(RemoteEnvConfig(
-                self.env_id, cameras=cams, image_size=int(size[0]), control_hz=cfg.control_hz,
-                robot=RosRobotConfig(namespace=cfg.namespace, watchdog_s=cfg.watchdog_s, node_name="realrl_deploy")))
-        from robot.sessions.envs import make_env
-
-        env = make_env(self.env_id, **kwargs, **({"control_hz": cfg.control_hz} if cfg.control_hz else {}))
+            ros = RosRobotConfig(namespace=cfg.namespace, watchdog_s=cfg.watchdog_s, node_name="realrl_deploy")
+        size = meta.get("image_size") or (84, 84)
+        env = make_robot_env(self.env_id, cfg.robot, cameras=tuple(meta.get("cameras") or ()),
+                             image_size=(int(size[0]), int(size[1])), control_hz=cfg.control_hz, ros=ros)
         if cfg.obs_latency_s or cfg.action_latency_s:
             from robot.sessions.perturb import Perturb, Perturbation
 
@@ -189,8 +184,8 @@ class Deployment:
         if self.store is not None:
             self.store.close()
 
-    def _events(self) -> frozenset[TeleopEvent]:
-        return self.operator.read().events if self.operator is not None else frozenset()
+    def _read(self) -> TeleopCommand | None:
+        return self.operator.read() if self.operator is not None else None
 
     def _hold_step(self) -> None:
         """One control period without commanding anything: observe (the watchdog stays armed) and wait."""
@@ -207,28 +202,32 @@ class Deployment:
         obs, _ = self.rate.reset(seed=seed)
         self.stack.reset(seed)
         waiting = cfg.wait_for_start if cfg.wait_for_start is not None else self.operator is not None
-        estopped = paused = False
+        ops = self.latches
+        ops.new_episode()
         if self.recorder is not None:
             self.recorder.start_episode()
         self._phase = "waiting for Enter" if waiting else "running"
         try:
             while True:
-                ev = self._events()
-                if TeleopEvent.ESTOP in ev and not estopped:
-                    estopped, ep.estops = True, ep.estops + 1
+                cmd = self._read()
+                was_estopped = ops.estopped
+                if cmd is not None:
+                    if waiting and TeleopEvent.PAUSE in cmd.events:  # nothing runs yet: there is nothing to pause
+                        cmd = TeleopCommand(cmd.action, cmd.events - {TeleopEvent.PAUSE}, cmd.active)
+                    ops.observe(cmd)
+                    if TeleopEvent.START in cmd.events:
+                        waiting = False
+                if ops.estopped and not was_estopped:
+                    ep.estops += 1
                     self.status.print("E-STOP: holding, nothing is sent; press Enter to re-arm")
-                if TeleopEvent.START in ev:
-                    if estopped:
-                        self.status.print("re-armed")
-                    estopped = waiting = False
-                if TeleopEvent.PAUSE in ev and not estopped and not waiting:
-                    paused = not paused
-                if label := self._label(ev, ep):
+                elif was_estopped and not ops.estopped:
+                    self.status.print("re-armed")
+                if cmd is not None and (label := self._label(cmd.events, ep)):
                     ep.label = label
                     break
-                self._phase = ("E-STOP" if estopped else "waiting for Enter" if waiting else
-                               "paused" if paused else "running")
-                if estopped or waiting or paused:
+                self._phase = ("E-STOP" if ops.estopped else "waiting for Enter" if waiting else
+                               "paused" if ops.paused else "running")
+                if ops.held or waiting:
                     ep.held_steps += 1
                     self._hold_step()
                     self.rate.hold()

@@ -86,3 +86,23 @@ def describe(env_id: str) -> EnvInfo:
                        env.spec.max_episode_steps if env.spec else None)
     finally:
         env.close()
+
+
+def make_robot_env(env_id: str, robot: str = "sim", *, cameras: tuple[str, ...] = (),
+                   image_size: int | tuple[int, int] = 84, control_hz: float = 0.0,
+                   ros: Any = None) -> gym.Env[Any, Any]:
+    """A realrl task on the robot a session runs: `sim` (MuJoCo in this process) or `ros` (a robot node over ROS 2,
+    `ros` being its RosRobotConfig); TimeLimit'ed as gym.make does, the same observations either way."""
+    if robot not in ("sim", "ros"):
+        raise ConfigError(f"robot must be 'sim' or 'ros', got {robot!r}")
+    if robot == "ros":
+        from hardware.nodes.sim_node import RemoteEnvConfig, make_remote_env
+        from hardware.ros_robot import RosRobotConfig
+
+        size = image_size if isinstance(image_size, int) else int(image_size[0])
+        return make_remote_env(RemoteEnvConfig(env_id, cameras=tuple(cameras), image_size=size,
+                                               control_hz=control_hz, robot=ros or RosRobotConfig()))
+    kw: dict[str, Any] = {"cameras": tuple(cameras), "image_size": image_size} if cameras else {}
+    if control_hz:
+        kw["control_hz"] = control_hz
+    return make_env(env_id, **kw)
