@@ -63,6 +63,10 @@ class Randomization:
                 raise ConfigError(f"Randomization.{name} must satisfy 0 < low <= high, got {(lo, hi)}")
 
 
+def _copy(obs: Observation) -> Observation:
+    return {k: v.copy() for k, v in obs.items()}
+
+
 def look_at_quat(pos: np.ndarray, target: np.ndarray, up: np.ndarray | None = None) -> np.ndarray:
     """wxyz quaternion of a MuJoCo camera at `pos` looking at `target` (cameras look along their -z)."""
     up = np.array([0.0, 0.0, 1.0]) if up is None else up
@@ -299,15 +303,15 @@ class MujocoRobot(Robot):
             # Nothing has been stepped since the reset: the live state is the one to show (tasks move objects
             # after the robot's reset, so take it anew each time).
             self._first_obs = self._observe_now()
-            return dict(self._first_obs)
+            return _copy(self._first_obs)
         want = t - self._obs_lag * self.physics_dt + 0.5 * self.physics_dt
         while len(self._snaps) > 1 and float(self._snaps[1]["time/state"]) <= want:
             self._snaps.popleft()
         # Copies: the env adds task keys to the dict it is given, and a snapshot may be returned again.
         if self._snaps and float(self._snaps[0]["time/state"]) <= want:
-            return dict(self._snaps[0])
+            return _copy(self._snaps[0])
         assert self._first_obs is not None
-        return dict(self._first_obs)
+        return _copy(self._first_obs)
 
     def _observe_now(self) -> Observation:
         _, data = self._require()

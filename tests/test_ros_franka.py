@@ -96,3 +96,38 @@ def test_lift_through_the_franka_node(ros_domain: int, tmp_path: Path) -> None:
     finally:
         assert stop(franka) == 0, fr_log.read_text()
         assert stop(sim) == 0, sim_log.read_text()
+
+
+def test_robot_reset_homes_the_arm_through_the_franka_nodes_limits(ros_domain: int, tmp_path: Path) -> None:
+    # As on hardware, only the Franka node answers resets (the sim node's own reset topics are moved aside): a
+    # RosRobot.reset() drives the arm home through the controller, and the client gets states from there on.
+    import gymnasium as gym
+
+    from hardware.ros_robot import RosRobot, RosRobotConfig
+
+    sim_log, fr_log = tmp_path / "sim.log", tmp_path / "franka.log"
+    sim = spawn(["-m", "hardware.nodes.sim_node", "--env", "realrl/FrankaLift-v0", "--ros-args",
+                 "-r", "servo_node/delta_twist_cmds:=/driver/unused", "-r", "realrl/reset:=/driver/unused_reset",
+                 "-r", "realrl/reset_done:=/driver/unused_reset_done"], ros_domain, sim_log)
+    franka = spawn(["-m", "hardware.nodes.franka_node", "--home-speed", "0.3"], ros_domain, fr_log)
+    home = np.array([0.543, 0.0, 0.2345])
+    try:
+        spec = gym.make("realrl/FrankaLift-v0").unwrapped.robot.spec
+        robot = RosRobot(spec, RosRobotConfig(lockstep=False, sync_sources=False))
+        with robot:
+            obs = robot.observe()
+            for _ in range(20):  # 0.6 m/s for 1 s, clipped by the lead limit: the arm moves away from home
+                robot.command(np.array([0.03, 0.03, 0.03, 0.0, 0.0, 0.0, 0.0]))
+                time.sleep(0.05)
+            away = robot.observe()["state/ee_pose"][:3]
+            assert np.linalg.norm(away - home) > 0.1
+            obs = robot.reset()
+            assert np.linalg.norm(obs["state/ee_pose"][:3] - home) < 0.015, obs["state/ee_pose"]
+            # a task reset is the operator's job on hardware: refused, so the client's request times out
+            robot.config = RosRobotConfig(lockstep=False, sync_sources=False, connect_timeout_s=1.5)
+            with pytest.raises(Exception, match="no answer to the task reset"):
+                robot.request_reset("task", {})
+    finally:
+        assert stop(franka) == 0, fr_log.read_text()
+        assert stop(sim) == 0, sim_log.read_text()
+    assert "homed" in fr_log.read_text() and "cannot be done by the robot's node" in fr_log.read_text()

@@ -73,12 +73,28 @@ class FrankaNodeConfig:
     """Largest angle (rad) between target and measured TCP orientation."""
     command_timeout_s: float = 0.3
     """No command for this long: the target is re-anchored at the measured pose (the arm holds where it is)."""
+    home_pose: tuple[float, float, float, float, float, float, float] = (0.543, 0.0, 0.2345, 0.0, 1.0, 0.0, 0.0)
+    """TCP pose (position m, wxyz quaternion, base frame) a robot reset drives to (the sim's home: gripper down)."""
+    home_speed: float = 0.1
+    """TCP speed (m/s) while homing: slow, since nobody is steering."""
+    home_angular_speed: float = 0.5
+    """TCP angular speed (rad/s) while homing."""
+    home_tolerance: float = 0.01
+    """Homing is done when the measured TCP is this close (m) to the home pose (and within 0.05 rad)."""
+    home_timeout_s: float = 30.0
+    """Homing that does not reach the tolerance in this time (an obstacle, a stuck arm) is abandoned: the arm holds
+    where it is and no acknowledgement is sent, so the client's reset fails with a clear error."""
     namespace: str = ""
     """ROS namespace of every topic."""
     ros_args: tyro.conf.Suppress[tuple[str, ...]] = ()
     """Everything after `--ros-args` on the command line."""
 
     def __post_init__(self) -> None:
+        if not 0.99 < sum(q * q for q in self.home_pose[3:]) ** 0.5 < 1.01:
+            raise ConfigError(f"home_pose must end in a unit wxyz quaternion, got {self.home_pose[3:]}")
+        for name in ("home_speed", "home_angular_speed", "home_tolerance", "home_timeout_s"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"--{name.replace('_', '-')} must be > 0, got {getattr(self, name)}")
         lo, hi = self.workspace_low, self.workspace_high
         if not all(a < b for a, b in zip(lo, hi, strict=True)):
             raise ConfigError(f"workspace_low {lo} must be below workspace_high {hi} in every axis")

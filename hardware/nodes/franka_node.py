@@ -13,7 +13,7 @@ import numpy as np
 from hardware.geometry import quat_mul, rotation_error, rotvec_quat
 from hardware.nodes.config import FrankaNodeConfig
 from hardware.ros import DEFAULT, LATCHED, Node, Publisher, create_node, setup_logging
-from hardware.ros.convert import pose_array, pose_msg
+from hardware.ros.convert import from_stamp, pose_array, pose_msg
 from hardware.ros.msgs import PoseStamped, String, TwistStamped
 from hardware.ros.node import split_ros_args
 from hardware.topics import ArmTopics
@@ -27,6 +27,11 @@ class FrankaNode:
     Inputs: `servo_node/delta_twist_cmds` (from RosRobot) and the driver's measured
     `franka_robot_state_broadcaster/current_pose`; output: `cartesian_impedance_controller/equilibrium_pose`.
     Joint states and the pose go from the driver to the clients directly.
+
+    Resets (`realrl/reset`, kind "robot", what RosRobot.reset() sends): the target is driven to `home_pose` at
+    homing speed through the same limits, twists are ignored meanwhile, and `realrl/reset_done` acknowledges once
+    the measured TCP is there. A real scene cannot be reset by a node: "task" resets are refused (logged, never
+    acknowledged); on hardware the operator resets the scene.
     """
 
     def __init__(self, config: FrankaNodeConfig, node: Node | None = None) -> None:
@@ -38,14 +43,21 @@ class FrankaNode:
         self._lo = np.asarray(config.workspace_low, dtype=np.float64)
         self._hi = np.asarray(config.workspace_high, dtype=np.float64)
         self.measured: np.ndarray | None = None
+        self._measured_stamp = 0.0
         self.target: np.ndarray | None = None
         self._last_cmd = -np.inf
         self.counts = {"commands": 0, "speed_limited": 0, "workspace_clipped": 0, "lead_limited": 0, "anchored": 0}
         self.pub_target: Publisher[PoseStamped] = n.create_publisher(PoseStamped, t.pose_command, DEFAULT)
         self.pub_stats: Publisher[String] = n.create_publisher(String, "~/stats", LATCHED)
+        self.pub_ack: Publisher[String] = n.create_publisher(String, t.reset_done, LATCHED)
         n.create_subscription(PoseStamped, t.current_pose, self._on_pose, DEFAULT)
         self.sub_twist = n.create_subscription(TwistStamped, t.twist_command, self._on_twist, DEFAULT)
+        n.create_subscription(String, t.reset, self._on_reset, DEFAULT)
+        self._home = np.asarray(config.home_pose, dtype=np.float64)
+        self._homing: tuple[int, float] | None = None  # (request id, started at)
+        self._homed: tuple[int, float] | None = None  # (request id, ack stamp) of the last finished homing
         n.create_timer(0.05, self._watchdog)
+        n.create_timer(1.0 / config.control_hz, self._home_step)
         n.create_timer(1.0, self.publish_stats)
 
     def _on_pose(self, msg: PoseStamped) -> None:
@@ -53,6 +65,7 @@ class FrankaNode:
         if not np.all(np.isfinite(pose)):
             raise ValueError("non-finite measured pose")
         self.measured = pose
+        self._measured_stamp = from_stamp(msg.header.stamp)
 
     def _on_twist(self, msg: TwistStamped) -> None:
         lin, ang = msg.twist.linear, msg.twist.angular
@@ -62,6 +75,8 @@ class FrankaNode:
             raise ValueError(f"non-finite twist {v.tolist()} {w.tolist()}: not applied")
         if self.measured is None:
             raise ValueError("no measured pose from the driver yet: twist not applied")
+        if self._homing is not None:
+            raise ValueError("homing in progress: twist not applied")
         if self.target is None or time.monotonic() - self._last_cmd > self.config.command_timeout_s:
             self.target = self.measured.copy()
             self.counts["anchored"] += 1
@@ -99,7 +114,59 @@ class FrankaNode:
             self.counts["lead_limited"] += 1
         return np.concatenate([clipped, q])
 
+    def _on_reset(self, msg: String) -> None:
+        req = json.loads(msg.data)
+        rid, kind = int(req["id"]), str(req["kind"])
+        if self._homed is not None and self._homed[0] == rid:  # a resend of a finished request: answer again
+            self.pub_ack.publish(String(json.dumps({"id": rid, "stamp": self._homed[1]})))
+            return
+        if self._homing is not None and self._homing[0] == rid:
+            return  # a resend while homing
+        if kind != "robot":
+            raise ValueError(f"a {kind!r} reset cannot be done by the robot's node: on hardware the operator resets "
+                             "the scene (deploy/collect wait for Enter); refused")
+        if "joint_pos" in req:
+            raise ValueError("the Franka node homes in Cartesian space; a joint_pos reset is not supported")
+        self._homing = (rid, time.monotonic())
+        self.counts["homings"] = self.counts.get("homings", 0) + 1
+        self.node.logger.info("homing to %s (request %d)", np.round(self._home, 3).tolist(), rid)
+
+    def _home_step(self) -> None:
+        """One control period of homing: move the target toward home within the homing speeds and the limits."""
+        if self._homing is None or self.measured is None:
+            return
+        c, dt = self.config, 1.0 / self.config.control_hz
+        rid, started = self._homing
+        meas = self.measured
+        pos_err = float(np.linalg.norm(self._home[:3] - meas[:3]))
+        ang_err = float(np.linalg.norm(rotation_error(self._home[3:], meas[3:])))
+        if pos_err <= c.home_tolerance and ang_err <= 0.05:
+            # In the robot's clock (the driver's stamps, sim time in sim): clients wait for states from here on.
+            stamp = self._measured_stamp
+            self._homing, self._homed = None, (rid, stamp)
+            self.target = None  # the next command re-anchors at the measured pose
+            self.pub_ack.publish(String(json.dumps({"id": rid, "stamp": stamp})))
+            self.node.logger.info("homed (request %d)", rid)
+            return
+        if time.monotonic() - started > c.home_timeout_s:
+            self._homing = None
+            self.target = None
+            self.node.logger.error("homing abandoned after %.0f s, %.3f m / %.2f rad from home: the arm holds where "
+                                   "it is; check for an obstacle, then reset again", c.home_timeout_s, pos_err, ang_err)
+            return
+        target = meas.copy() if self.target is None else self.target.copy()
+        step = self._home[:3] - target[:3]
+        dist = float(np.linalg.norm(step))
+        target[:3] += step * min(1.0, c.home_speed * dt / max(dist, 1e-12))
+        rot = rotation_error(self._home[3:], target[3:])
+        angle = float(np.linalg.norm(rot))
+        target[3:] = quat_mul(rotvec_quat(rot * min(1.0, c.home_angular_speed * dt / max(angle, 1e-12))), target[3:])
+        self.target = self.limit(target)
+        self.pub_target.publish(pose_msg(self.target, stamp=self.node.now(), frame_id=self.frame_id))
+
     def _watchdog(self) -> None:
+        if self._homing is not None:
+            return
         if self.target is not None and time.monotonic() - self._last_cmd > self.config.command_timeout_s:
             self.target = None  # the next command re-anchors at the measured pose; the controller holds its last
 

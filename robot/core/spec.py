@@ -149,6 +149,14 @@ class EmbodimentSpec:
         """Joint names in order."""
         return tuple(j.name for j in self.joints)
 
+    def increment_dims(self) -> np.ndarray:
+        """Boolean mask of the action dimensions that are increments (ee_delta: the 6 pose deltas of every
+        end-effector frame, in ee_frames order); the rest (gripper, hands, joint targets) are absolute."""
+        mask = np.zeros(self.action.dim, dtype=bool)
+        if self.action.mode is ActionMode.EE_DELTA:
+            mask[: 6 * max(1, len(self.ee_frames))] = True
+        return mask
+
     def joint_limits(self) -> tuple[np.ndarray, np.ndarray]:
         """(lower, upper) position limits as float64 arrays."""
         return (

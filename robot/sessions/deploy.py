@@ -28,6 +28,15 @@ class DeployConfig:
     robot: Literal["sim", "ros"] = "sim"
     """sim: the MuJoCo robot in this process (no DDS); ros: a robot node over ROS 2 (`realrl node sim`, or the
     driver node of a real robot), reached in ROS_DOMAIN_ID with the CYCLONEDDS_URI in effect."""
+    task: Literal["sim", "operator"] = "sim"
+    """sim: the sim task decides success and resets the scene (in-process, or mirrored from a sim node);
+    operator: a real robot, where the operator resets the scene before Enter and labels success with y / n (needs
+    the keys; the robot is homed by its node and paced by the clock)."""
+    max_seconds: float = 0.0
+    """Longest episode (a sim task's own limit cannot be exceeded); 0: the env's own step limit (60 s on a real
+    robot whose env id is not registered)."""
+    joint_prefix: str = ""
+    """--task operator: prefix of the joint names on the wire (franka_ros2: 'fr3_')."""
     episodes: int = 10
     """Episodes to run."""
     record: Path | None = None
@@ -71,6 +80,12 @@ class DeployConfig:
             raise ConfigError(f"--watchdog-s must be > 0, got {self.watchdog_s}")
         if self.control_hz < 0:
             raise ConfigError(f"--control-hz must be > 0 (or 0 for the env's own rate), got {self.control_hz}")
+        if self.task == "operator" and self.robot != "ros":
+            raise ConfigError("--task operator runs a real robot: use it with --robot ros")
+        if self.task == "operator" and self.keys == "off":
+            raise ConfigError("--task operator needs the operator keys (y / n label success): drop --keys off")
+        if self.max_seconds < 0:
+            raise ConfigError(f"--max-seconds must be >= 0, got {self.max_seconds}")
 
 
 @dataclass
@@ -114,7 +129,7 @@ class Deployment:
         check = getattr(policy, "check_env", None)
         if check is not None:
             check(self.rate)
-        self.stack = PolicyStack(policy, self.dt, cfg.executor)
+        self.stack = PolicyStack(policy, self.dt, cfg.executor, renv.embodiment.increment_dims())  # type: ignore[attr-defined]
         self.operator = operator
         self.latches = OperatorState()
         self.recorder: Any = None
@@ -124,6 +139,52 @@ class Deployment:
 
     def _make_env(self, meta: dict[str, Any]) -> Any:
         """The task on the chosen robot, with the cameras and image size the policy was trained on."""
+        from gymnasium.wrappers import TimeLimit
+
+        cfg = self.cfg
+        if cfg.task == "operator":
+            return self._real_env(meta)
+        env = self._sim_env(meta)
+        if cfg.max_seconds:  # a sim task's own step limit stays the longest: this can only shorten episodes
+            env = TimeLimit(env, max(1, round(cfg.max_seconds * float(env.unwrapped.embodiment.control_hz))))
+        return env
+
+    def _real_env(self, meta: dict[str, Any]) -> Any:
+        """RobotEnv(RosRobot, OperatorTask) for a real robot's node: the policy's embodiment, the objects its
+        observations name (a tracker must publish objects/<name>/pose), clock pacing (drivers stream states)."""
+        import dataclasses
+
+        import gymnasium as gym
+        from gymnasium.wrappers import TimeLimit
+
+        from hardware.ros_robot import RosRobot, RosRobotConfig
+        from robot.core.spec import CameraSpec, EmbodimentSpec
+        from robot.env import RobotEnv
+        from robot.operator_task import OperatorTask
+
+        cfg = self.cfg
+        if "spec" not in meta:
+            raise ConfigError(f"{cfg.policy} records no embodiment spec; it cannot drive a real robot")
+        spec = EmbodimentSpec.from_dict(meta["spec"])
+        cams = tuple(meta.get("cameras") or ())
+        if cams:
+            h, w = (int(x) for x in (meta.get("image_size") or (84, 84)))
+            spec = dataclasses.replace(spec, cameras=tuple(CameraSpec(c, h, w) for c in cams))
+        if cfg.control_hz:
+            spec = dataclasses.replace(spec, control_hz=cfg.control_hz)
+        robot = RosRobot(spec, RosRobotConfig(namespace=cfg.namespace, watchdog_s=cfg.watchdog_s,
+                                              node_name="realrl_deploy", lockstep=False, sync_sources=False,
+                                              objects=_tracked_objects(self.policy), joint_prefix=cfg.joint_prefix))
+        task = OperatorTask(self.env_id, str(meta.get("instruction", "")))
+        env = RobotEnv(robot, task)
+        if cfg.max_seconds:
+            steps = round(cfg.max_seconds * spec.control_hz)
+        else:
+            steps = (gym.spec(self.env_id).max_episode_steps if self.env_id in gym.registry else None) or round(
+                60 * spec.control_hz)
+        return TimeLimit(env, max(1, steps))
+
+    def _sim_env(self, meta: dict[str, Any]) -> Any:
         from robot.sessions.envs import make_robot_env
 
         cfg = self.cfg
@@ -207,6 +268,8 @@ class Deployment:
         if self.recorder is not None:
             self.recorder.start_episode()
         self._phase = "waiting for Enter" if waiting else "running"
+        if waiting:
+            self.status.print(f"episode {i}: waiting for Enter (set the scene up, then start)")
         try:
             while True:
                 cmd = self._read()
@@ -326,6 +389,16 @@ class Deployment:
         return out
 
 
+def _tracked_objects(policy: Any) -> tuple[str, ...]:
+    """Objects whose poses a policy observes (state/<name>_pose or _rel keys that are not the robot's own)."""
+    base = getattr(policy, "base", policy)
+    keys = list(getattr(getattr(base, "obs_cfg", None), "state_keys", ()))
+    keys += list(getattr(getattr(policy, "features", None), "state_keys", ()))
+    own = {"joint_pos", "joint_vel", "ee_pose", "gripper", "hand"}
+    names = {k[len("state/"):].rsplit("_", 1)[0] for k in keys if k.endswith(("_pose", "_rel"))}
+    return tuple(sorted(n for n in names if n not in own and n != "ee"))
+
+
 def format_summary(s: dict[str, Any]) -> str:
     """The end-of-session report."""
     return (f"{s['policy']} ({s['algo']}) on {s['env']} via {s['robot']}: {s['successes']}/{s['kept']} successful "
@@ -344,6 +417,9 @@ def deploy(cfg: DeployConfig) -> dict[str, Any]:
 
     operator: Teleoperator | None = None
     use_keys = cfg.keys == "on" or (cfg.keys == "auto" and sys.stdin is not None and sys.stdin.isatty())
+    if cfg.task == "operator" and not use_keys:
+        raise ConfigError("--task operator needs the operator keys (y / n label success), but stdin is not a "
+                          "terminal: run it in a terminal (over SSH: ssh -t)")
     if use_keys:
         from hardware.teleop.keyboard import KeyboardTeleop
 

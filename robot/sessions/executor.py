@@ -22,16 +22,17 @@ class ExecutorConfig:
     """How a policy's action chunks are turned into one action per control period."""
 
     latency_aware: bool = True
-    """Time-stamp every action of a chunk from the observation it was planned on (action i belongs to the slot
-    stamp + i * dt) and skip those whose slot has passed when they would be sent (diffusion_policy's real-robot
-    scheme). False (naive) plays each new chunk from its first action, however late it arrives."""
+    """Time-stamp every action of a chunk from the observation it was planned on (action i owns the slot
+    [stamp + i dt, stamp + (i + 1) dt)) and send the one whose slot holds the send time, skipping those whose slot
+    has ended (diffusion_policy's real-robot scheme). Increment dimensions (end-effector deltas) are re-anchored
+    when a chunk starts: the first action sent also carries the skipped increments minus those sent since the
+    observation, so the commanded pose lands where the plan wants it now, neither losing nor repeating motion.
+    False (naive) plays each new chunk from its first action, however late it arrives."""
     background: bool = True
     """Plan the next chunk in a worker thread while the current one executes; False plans inline (the loop waits
     for the network, and that wait is counted as the step's policy latency)."""
     replan_every: int = 0
     """Executed actions per chunk before the next chunk is due (0: the policy's Ta)."""
-    tolerance: float = 0.5
-    """An action is stale when its slot started more than this many control periods before the send time."""
     inline_below: float = 0.25
     """A planner measured faster than this fraction of a control period runs inline when its chunk is due (a
     one-step head: planning on the newest observation beats planning one step ahead in the background)."""
@@ -39,8 +40,6 @@ class ExecutorConfig:
     def __post_init__(self) -> None:
         if self.replan_every < 0:
             raise ConfigError(f"replan_every must be >= 0 (0: the policy's Ta), got {self.replan_every}")
-        if not 0.0 <= self.tolerance < 1.0:
-            raise ConfigError(f"tolerance must be in [0, 1) control periods, got {self.tolerance}")
         if self.inline_below < 0:
             raise ConfigError(f"inline_below must be >= 0, got {self.inline_below}")
 
@@ -70,10 +69,13 @@ class ChunkExecutor:
     is always planned inline: there is nothing to execute yet.
     """
 
-    def __init__(self, policy: Policy, dt: float, config: ExecutorConfig | None = None) -> None:
+    def __init__(self, policy: Policy, dt: float, config: ExecutorConfig | None = None,
+                 increments: np.ndarray | None = None) -> None:
         if not dt > 0:
             raise ConfigError(f"control period must be > 0, got {dt}")
         self.policy, self.dt, self.config = policy, float(dt), config or ExecutorConfig()
+        self.increments = None if increments is None or not np.any(increments) else np.asarray(increments, bool)
+        """Action dimensions that are increments (EmbodimentSpec.increment_dims): re-anchored at chunk starts."""
         chunk_cfg: Any = getattr(policy, "chunk_cfg", None)
         self.chunked = chunk_cfg is not None and hasattr(policy, "plan_chunk")
         self.n_obs = int(chunk_cfg.n_obs_steps) if self.chunked else 1
@@ -81,6 +83,9 @@ class ChunkExecutor:
         self.stats = ExecutorStats(plan_ms=deque(maxlen=2000))
         self._history: deque[Observation] = deque(maxlen=self.n_obs)
         self._queue: deque[tuple[float, np.ndarray]] = deque()
+        self._sent: deque[tuple[float, np.ndarray]] = deque(maxlen=64)  # (send time, action): for re-anchoring
+        self._anchor: float | None = None  # stamp of a chunk just installed, until its first action is sent
+        self._skipped_sum: np.ndarray | None = None
         self._since_install = 0
         self._fresh = True  # no chunk yet this episode: the first is planned inline
         self._plan_s = 0.0  # running estimate of one planning call (s), to ask early enough
@@ -108,6 +113,8 @@ class ChunkExecutor:
                 self._wake.wait(0.05)
         self._history.clear()
         self._queue.clear()
+        self._sent.clear()
+        self._anchor = None
         self._since_install = 0
         self._fresh = True
         self.policy.reset()
@@ -152,9 +159,9 @@ class ChunkExecutor:
         return chunk, stamp
 
     def _install(self, chunk: np.ndarray, stamp: float) -> None:
-        # Naive mode stamps the chunk as if it had been planned on the newest observation: it plays from its start.
-        t0 = stamp if self.config.latency_aware else float(self._history[-1]["time/state"])
-        self._queue = deque((t0 + i * self.dt, a) for i, a in enumerate(chunk))
+        self._queue = deque((stamp + i * self.dt, a) for i, a in enumerate(chunk))
+        self._anchor = stamp if self.config.latency_aware else None
+        self._skipped_sum = None
         self._since_install = 0
         self._fresh = False
 
@@ -176,20 +183,38 @@ class ChunkExecutor:
 
     def _pop(self, now: float) -> np.ndarray | None:
         if self.config.latency_aware:
-            late = now - self.config.tolerance * self.dt
-            # Keep the last action when all are stale: the next chunk is late, and the newest plan beats holding.
-            while len(self._queue) > 1 and self._queue[0][0] < late:
-                self._queue.popleft()
+            # A slot that ended by the send time is stale (1e-6 periods of slack for float stamps).
+            while self._queue and self._queue[0][0] + self.dt <= now + 1e-6 * self.dt:
+                _, a = self._queue.popleft()
                 self.stats.skipped += 1
-            if self._queue and self._queue[0][0] < late - self.dt:
-                self._queue.popleft()
-                self.stats.skipped += 1
+                if self._anchor is not None and self.increments is not None:
+                    self._skipped_sum = a.astype(np.float64) if self._skipped_sum is None else self._skipped_sum + a
         if not self._queue:
             self.stats.starved += 1
             return None
         self._since_install += 1
         self.stats.executed += 1
-        return self._queue.popleft()[1]
+        _, action = self._queue.popleft()
+        if self._anchor is not None and self.increments is not None:
+            action = self._reanchor(action)
+        self._anchor = None
+        self._sent.append((now, action))
+        return action
+
+    def _reanchor(self, action: np.ndarray) -> np.ndarray:
+        """The first action of a new chunk, with its increments corrected so the commanded pose matches the plan:
+        + increments of the chunk's skipped (past) slots - increments already sent since its observation (they
+        came from the previous chunk's plan for the same time)."""
+        assert self._anchor is not None and self.increments is not None
+        fix = np.zeros(action.shape, np.float64)
+        if self._skipped_sum is not None:
+            fix += self._skipped_sum
+        for sent_at, a in self._sent:
+            if sent_at >= self._anchor - 1e-6 * self.dt:
+                fix -= a
+        out = action.astype(np.float64)
+        out[self.increments] += fix[self.increments]
+        return out.astype(np.float32)
 
     def _run(self) -> None:
         while True:
@@ -228,12 +253,13 @@ class PolicyStack:
     """What runs on the robot each control period: the base through a ChunkExecutor, then (for a ResidualPolicy)
     the residual actor on the newest observation and that step's base action, clip(base + scale * residual)."""
 
-    def __init__(self, policy: Policy, dt: float, config: ExecutorConfig | None = None) -> None:
+    def __init__(self, policy: Policy, dt: float, config: ExecutorConfig | None = None,
+                 increments: np.ndarray | None = None) -> None:
         residual = hasattr(policy, "residual") and hasattr(policy, "features") and hasattr(policy, "base")
         self.policy = policy
         self.residual: Any = policy if residual else None
         base: Policy = policy.base if residual else policy  # type: ignore[attr-defined]
-        self.executor = ChunkExecutor(base, dt, config)
+        self.executor = ChunkExecutor(base, dt, config, increments)
         self.step_ms: deque[float] = deque(maxlen=2000)
         """In-loop policy time per step (ms): installing/planning inline plus the residual."""
 
