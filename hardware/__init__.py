@@ -1,1 +1,1 @@
-"""ROS 2 layer (hardware.ros), robot nodes (sim, Franka, RealSense), the RosRobot client; teleop devices to come."""
+"""ROS 2 layer (hardware.ros), robot nodes (sim, Franka, RealSense, teleop), the RosRobot client, teleop devices."""

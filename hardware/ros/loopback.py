@@ -35,3 +35,15 @@ def use_loopback(
     if domain_id is not None:
         target["ROS_DOMAIN_ID"] = str(domain_id)
     return target
+
+
+def apply_dds_options(env: MutableMapping[str, str] | None = None, *, loopback: bool = False,
+                      domain_id: int | None = None) -> MutableMapping[str, str]:
+    """What the `--loopback` / `--domain-id` flags of realrl's commands do, in `env` (default os.environ), before
+    any participant exists: the loopback Cyclone config and the ROS_DOMAIN_ID, each only when asked for."""
+    target: MutableMapping[str, str] = os.environ if env is None else env
+    if domain_id is not None:
+        target["ROS_DOMAIN_ID"] = str(domain_id)
+    if loopback:
+        target["CYCLONEDDS_URI"] = loopback_config()
+    return target

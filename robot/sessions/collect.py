@@ -270,12 +270,9 @@ def run(cfg: TeleopCollectConfig, device: Any = None, stream: Any = None) -> Col
     from robot.wrappers import Intervention, InterventionConfig, RateConfig, RealTimeRate, SafetyLimits
 
     if cfg.loopback or cfg.domain_id is not None:  # before any DDS participant exists in this process
-        from hardware.ros.loopback import loopback_config
+        from hardware.ros.loopback import apply_dds_options
 
-        if cfg.domain_id is not None:
-            os.environ["ROS_DOMAIN_ID"] = str(cfg.domain_id)
-        if cfg.loopback:
-            os.environ["CYCLONEDDS_URI"] = loopback_config()
+        apply_dds_options(loopback=cfg.loopback, domain_id=cfg.domain_id)
     status = StatusLine(stream) if cfg.status else StatusLine(io.StringIO(), plain_interval_s=float("inf"))
     device = device if device is not None else _make_device(cfg)
     summary = CollectSummary()

@@ -55,6 +55,10 @@ class DeployConfig:
     """Hold at each episode start until the operator presses Enter (default: when keys are on)."""
     namespace: str = ""
     """ROS namespace of the robot node's topics (--robot ros)."""
+    domain_id: int | None = None
+    """ROS_DOMAIN_ID for --robot ros (default: the environment's)."""
+    loopback: bool = False
+    """Configure Cyclone DDS for a host without multicast (interface lo), as `realrl up --loopback` does."""
     watchdog_s: float = 0.5
     """--robot ros: no fresh robot state within this budget holds the robot and ends the episode."""
     obs_latency_s: float = 0.0
@@ -84,6 +88,8 @@ class DeployConfig:
             raise ConfigError("--task operator runs a real robot: use it with --robot ros")
         if self.task == "operator" and self.keys == "off":
             raise ConfigError("--task operator needs the operator keys (y / n label success): drop --keys off")
+        if self.domain_id is not None and not 0 <= self.domain_id <= 232:
+            raise ConfigError(f"--domain-id must be in 0-232, got {self.domain_id}")
         if self.max_seconds < 0:
             raise ConfigError(f"--max-seconds must be >= 0, got {self.max_seconds}")
 
@@ -416,6 +422,10 @@ def deploy(cfg: DeployConfig) -> dict[str, Any]:
     import sys
 
     operator: Teleoperator | None = None
+    if cfg.loopback or cfg.domain_id is not None:  # before any DDS participant exists in this process
+        from hardware.ros.loopback import apply_dds_options
+
+        apply_dds_options(loopback=cfg.loopback, domain_id=cfg.domain_id)
     use_keys = cfg.keys == "on" or (cfg.keys == "auto" and sys.stdin is not None and sys.stdin.isatty())
     if cfg.task == "operator" and not use_keys:
         raise ConfigError("--task operator needs the operator keys (y / n label success), but stdin is not a "

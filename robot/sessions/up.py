@@ -42,7 +42,7 @@ def _describe(code: int) -> str:
 def run(cfg: UpConfig) -> int:
     """Run the session until Ctrl-C (exit 0 when every node stopped cleanly) or until a node without respawn
     exits (reported, the rest stopped, exit 1)."""
-    from hardware.ros.loopback import loopback_config
+    from hardware.ros.loopback import apply_dds_options
     from hardware.sessions import SESSIONS, get_session
 
     if cfg.list:
@@ -50,11 +50,7 @@ def run(cfg: UpConfig) -> int:
             print(f"{known.name:<20} {known.description}")
         return 0
     session = get_session(cfg.session)
-    env = dict(os.environ)
-    if cfg.domain_id is not None:
-        env["ROS_DOMAIN_ID"] = str(cfg.domain_id)
-    if cfg.loopback:
-        env["CYCLONEDDS_URI"] = loopback_config()
+    env = dict(apply_dds_options(dict(os.environ), loopback=cfg.loopback, domain_id=cfg.domain_id))
     env.setdefault("PYTHONUNBUFFERED", "1")
     stopping = False
 
