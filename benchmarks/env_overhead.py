@@ -1,4 +1,4 @@
-"""RobotEnv.step cost vs raw mj_step for the same model and substeps; camera render cost per frame."""
+"""RobotEnv.step cost vs raw mj_step for the same model and substeps (Franka and G1 ids); camera render cost."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import time
+from typing import Any
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
@@ -14,6 +15,9 @@ import mujoco
 import numpy as np
 
 import sim  # noqa: F401
+
+FRANKA_IDS = ("realrl/FrankaLift-v0", "realrl/FrankaPickPlace-v0", "realrl/FrankaStack-v0")
+G1_IDS = ("realrl/G1BoxPickup-v0", "realrl/G1Handover-v0")
 
 
 def _best_of(fn, repeats: int) -> float:
@@ -24,9 +28,9 @@ def _best_of(fn, repeats: int) -> float:
     return best
 
 
-def bench_step(env_id: str, steps: int, repeats: int) -> dict[str, float]:
+def bench_step(env_id: str, steps: int, repeats: int, **make_kwargs: Any) -> dict[str, float]:
     """Seconds per control step: raw physics, RobotEnv.step (unwrapped), and through gym.make's wrappers."""
-    wrapped = gym.make(env_id)
+    wrapped = gym.make(env_id, **make_kwargs)
     env = wrapped.unwrapped
     robot = env.robot
     model, data = robot.model, robot.data
@@ -77,17 +81,17 @@ def bench_step(env_id: str, steps: int, repeats: int) -> dict[str, float]:
     return {"raw_ms": r_s * 1e3, "robotenv_ms": e_s * 1e3, "gym_make_ms": g_s * 1e3, "substeps": float(n)}
 
 
-def bench_render(size: int, frames: int) -> float:
-    """Milliseconds per camera frame (front camera, fast settings) at size x size."""
-    env = gym.make("realrl/FrankaLift-v0", cameras=("front",), image_size=size).unwrapped
+def bench_render(size: int, frames: int, env_id: str = "realrl/FrankaLift-v0", camera: str = "front") -> float:
+    """Milliseconds per camera frame (fast settings) at size x size."""
+    env = gym.make(env_id, cameras=(camera,), image_size=size).unwrapped
     env.reset(seed=0)
     robot = env.robot
-    robot._render("front", size, size)  # warm-up: context creation
+    robot._render(camera, size, size)  # warm-up: context creation
 
     def block() -> float:
         t = time.perf_counter()
         for _ in range(frames):
-            robot._render("front", size, size)
+            robot._render(camera, size, size)
         return (time.perf_counter() - t) / frames
 
     ms = _best_of(block, 3) * 1e3
@@ -101,20 +105,28 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=300)
     p.add_argument("--repeats", type=int, default=9)
     p.add_argument("--frames", type=int, default=30)
+    p.add_argument("--envs", nargs="+", default=list(FRANKA_IDS + G1_IDS),
+                   help="env ids; 'ID:joint_pos' runs an id with joint-position actions")
+    p.add_argument("--no-render", action="store_true", help="skip the camera benchmark")
     args = p.parse_args()
     results: dict[str, object] = {}
-    print(f"{'env':<28} {'substeps':>8} {'raw ms':>8} {'RobotEnv ms':>12} {'ratio':>6} "
-          f"{'gym.make ms':>12} {'ratio':>6}")
-    for env_id in ("realrl/FrankaLift-v0", "realrl/FrankaPickPlace-v0", "realrl/FrankaStack-v0"):
-        r = bench_step(env_id, args.steps, args.repeats)
+    print(f"{'env':<36} {'substeps':>8} {'raw ms':>8} {'RobotEnv ms':>12} {'ratio':>6} "
+          f"{'gym.make ms':>12} {'ratio':>6} {'env steps/s':>12} {'mj_step/s':>10}")
+    for spec in args.envs:
+        env_id, _, mode = spec.partition(":")
+        r = bench_step(env_id, args.steps, args.repeats, **({"action_mode": mode} if mode else {}))
         ratio, gratio = r["robotenv_ms"] / r["raw_ms"], r["gym_make_ms"] / r["raw_ms"]
-        results[env_id] = {**r, "ratio": ratio, "gym_ratio": gratio}
-        print(f"{env_id:<28} {r['substeps']:>8.0f} {r['raw_ms']:>8.3f} {r['robotenv_ms']:>12.3f} {ratio:>6.2f} "
-              f"{r['gym_make_ms']:>12.3f} {gratio:>6.2f}")
-    for size in (84, 128):
-        ms = bench_render(size, args.frames)
-        results[f"render_{size}_ms"] = ms
-        print(f"render front camera {size}x{size}: {ms:.1f} ms/frame ({1e3 / ms:.0f} frames/s)")
+        # Throughput: control steps per second through RobotEnv (state observations), and the physics alone.
+        sps, mjs = 1e3 / r["robotenv_ms"], r["substeps"] * 1e3 / r["raw_ms"]
+        results[spec] = {**r, "ratio": ratio, "gym_ratio": gratio, "env_steps_per_s": sps, "mj_steps_per_s": mjs}
+        print(f"{spec:<36} {r['substeps']:>8.0f} {r['raw_ms']:>8.3f} {r['robotenv_ms']:>12.3f} {ratio:>6.2f} "
+              f"{r['gym_make_ms']:>12.3f} {gratio:>6.2f} {sps:>12.0f} {mjs:>10.0f}")
+    if not args.no_render:
+        for env_id, camera in (("realrl/FrankaLift-v0", "front"), ("realrl/G1BoxPickup-v0", "head")):
+            for size in (84, 128):
+                ms = bench_render(size, args.frames, env_id, camera)
+                results[f"render_{env_id}_{camera}_{size}_ms"] = ms
+                print(f"render {env_id} {camera} camera {size}x{size}: {ms:.1f} ms/frame ({1e3 / ms:.0f} frames/s)")
     print("target: RobotEnv.step <= 1.2x raw mj_step")
     print("JSON " + json.dumps(results))
 
