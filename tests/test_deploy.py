@@ -17,31 +17,12 @@ import pytest
 from safetensors.numpy import load_file, save_file
 
 from data import EpisodeStore, validate
+from tests.conftest import realrl
 from tests.ros_util import ROOT, loopback_domain, spawn, stop, wait_for
 
 ENV = "realrl/FrankaLift-v0"
 DT = 0.05
 SIM = ["-m", "hardware.nodes.sim_node", "--env", ENV]
-
-
-def realrl(*args: str, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "robot.cli", *args], capture_output=True, text=True,
-                          timeout=timeout, cwd=ROOT, env=env)
-
-
-@pytest.fixture(scope="module")
-def policy_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A deterministic BC policy on 20 noisy expert demos, 300 steps of a small U-Net (about a minute on 2 cores)."""
-    d = tmp_path_factory.mktemp("deploy")
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    r = realrl("data", "collect", "--env", ENV, "--episodes", "20", "--noise", "0.1", "--out", str(d / "demos.zarr"),
-               "--no-progress", env=env)
-    assert r.returncode == 0, r.stderr
-    r = realrl("train", "base", "--store", str(d / "demos.zarr"), "--out", str(d / "bc"), "--policy", "bc",
-               "--steps", "300", "--batch-size", "64", "--down-dims", "16", "32", "64", "--eval-every", "0",
-               "--eval-episodes", "1", "--threads", "1", "--no-progress", env=env)
-    assert r.returncode == 0, r.stderr
-    return d / "bc"
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ import pytest
 
 from data import EpisodeStore, validate
 from tests.ros_util import ROOT, loopback_domain, spawn, stop, wait_for
-from tests.test_deploy import policy_run  # noqa: F401 - the shared tiny-budget policy fixture
 
 
 @pytest.fixture
@@ -23,7 +22,7 @@ def ros_domain(monkeypatch: pytest.MonkeyPatch) -> Iterator[int]:
     yield from loopback_domain(monkeypatch)
 
 
-def test_operator_labels_episodes_on_a_real_robot_stack(policy_run: Path, ros_domain: int,  # noqa: F811
+def test_operator_labels_episodes_on_a_real_robot_stack(policy_run: Path, ros_domain: int,
                                                         tmp_path: Path) -> None:
     sim = spawn(["-m", "hardware.nodes.sim_node", "--env", "realrl/FrankaLift-v0", "--ros-args",
                  "-r", "servo_node/delta_twist_cmds:=/driver/unused", "-r", "realrl/reset:=/driver/unused_reset",

@@ -129,3 +129,18 @@ def test_bad_perturbations_are_refused() -> None:
         Perturbation(actuator_gain=(0.0, 1.0))
     with pytest.raises(ConfigError, match="level"):
         perturbations("extreme")  # type: ignore[arg-type]
+
+
+def test_eval_randomize_reports_every_family_on_the_same_seeds(policy_run, tmp_path) -> None:
+    import json
+
+    from tests.conftest import realrl
+
+    r = realrl("eval", "--policy", str(policy_run), "--randomize", "heavy", "--episodes", "3", "--no-progress",
+               "--json-out", str(tmp_path / "r.json"))
+    assert r.returncode == 0, r.stderr
+    rows = json.loads((tmp_path / "r.json").read_text())["families"]
+    assert [row["family"] for row in rows] == ["nominal", *FAMILIES[:-1]]  # no cameras: no frame drops
+    assert rows[0]["delta"] == 0.0 and all(row["level"] == "heavy" for row in rows[1:])
+    assert all(0.0 <= row["success"] <= 1.0 and row["mean_length"] > 0 for row in rows)
+    assert "obs_latency" in r.stdout and "vs nominal" in r.stdout and "frame_drop" in r.stdout
