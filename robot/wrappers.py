@@ -70,7 +70,7 @@ class SafetyLimits(gym.Wrapper[dict[str, np.ndarray], np.ndarray, dict[str, np.n
         )
         self._faults = 0
         self._last_obs: Any = None
-        self.totals = {"faults": 0, "clipped": 0, "limited": 0, "held": 0}
+        self.totals = {"faults": 0, "clipped": 0, "limited": 0, "held": 0, "stale": 0}
 
     def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
         """Reset the env and the per-episode fault count."""
@@ -157,6 +157,7 @@ class SafetyLimits(gym.Wrapper[dict[str, np.ndarray], np.ndarray, dict[str, np.n
             reason = f"non-finite action in dimensions {dims}"
             a, held = self._fault(reason), True
         elif age > self.config.max_obs_age_s:
+            self.totals["stale"] += 1
             reason = f"stale observation: {age * 1e3:.0f} ms old (limit {self.config.max_obs_age_s * 1e3:.0f} ms)"
             a, held = self._fault(reason), True
         clipped = np.clip(a, self._low, self._high)

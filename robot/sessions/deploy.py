@@ -355,11 +355,11 @@ class Deployment:
         ms = np.asarray(self.stack.step_ms) if self.stack.step_ms else np.zeros(1)
         loop = st.get("loop_p50_ms", 0.0)
         ok = sum(r.success for r in self.results)
-        stale = self.safety.totals["held"]
+        stale = self.safety.totals["stale"]
         self.status.update(
             f"ep {i + 1}/{self.cfg.episodes} step {ep.steps} | ok {ok}/{len(self.results)} | "
             f"{1e3 / loop if loop else 0:.1f} Hz | overruns {int(st['overruns'])} | policy p50 "
-            f"{np.percentile(ms, 50):.1f} p99 {np.percentile(ms, 99):.1f} ms | held {stale} | {self._phase}")
+            f"{np.percentile(ms, 50):.1f} p99 {np.percentile(ms, 99):.1f} ms | stale obs {stale} | {self._phase}")
 
     @staticmethod
     def _episode_line(i: int, ep: _Episode) -> str:
