@@ -8,7 +8,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from hardware.nodes.config import FrankaNodeConfig, RealSenseNodeConfig, SimNodeConfig, TeleopNodeConfig
+from hardware.nodes.config import (
+    FrankaNodeConfig,
+    HumanoidNodeConfig,
+    RealSenseNodeConfig,
+    SimNodeConfig,
+    TeleopNodeConfig,
+)
 from robot.core.errors import ConfigError, RealrlError
 from robot.sessions.collect import TeleopCollectConfig
 from robot.sessions.datacmd import (
@@ -182,6 +188,12 @@ def _node_franka(cfg: FrankaNodeConfig) -> None:
     run(cfg)
 
 
+def _node_humanoid(cfg: HumanoidNodeConfig) -> None:
+    from hardware.nodes.humanoid_node import run
+
+    run(cfg)
+
+
 def _node_realsense(cfg: RealSenseNodeConfig) -> None:
     from hardware.nodes.realsense_node import run
 
@@ -221,6 +233,7 @@ COMMANDS: dict[tuple[str, ...], tuple[type, Callable[[Any], None]]] = {
     ("deploy",): (DeployConfig, _deploy),
     ("node", "sim"): (SimNodeConfig, _node_sim),
     ("node", "franka"): (FrankaNodeConfig, _node_franka),
+    ("node", "humanoid"): (HumanoidNodeConfig, _node_humanoid),
     ("node", "realsense"): (RealSenseNodeConfig, _node_realsense),
     ("node", "teleop"): (TeleopNodeConfig, _node_teleop),
     ("up",): (UpConfig, _up),

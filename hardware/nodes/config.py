@@ -31,6 +31,9 @@ class SimNodeConfig:
     """Control rate (ticks, states and commands per second); 0: the env's own (20 Hz for the Franka tasks)."""
     stats_period_s: float = 1.0
     """How often ~/stats (JSON counters) is published."""
+    pose_as: Literal["", "g1"] = ""
+    """'g1': speak a Unitree G1's low-level DDS instead (rt/lowstate, rt/lowcmd with CRCs, the Dex3 topics; joint
+    setpoints and gains in, for the humanoid node), for realrl/G1* envs."""
     ros_args: tyro.conf.Suppress[tuple[str, ...]] = ()
     """Everything after `--ros-args` on the command line (remaps `-r a:=b`, parameters `-p name:=value`)."""
 
@@ -160,3 +163,99 @@ class TeleopNodeConfig:
                 raise ConfigError(f"--{name.replace('_', '-')} must be > 0, got {getattr(self, name)}")
         if self.teleop.device == "ros":
             raise ConfigError("the teleop node reads a local device: --device keyboard|spacemouse|gamepad|replay")
+
+
+@dataclass(frozen=True)
+class HumanoidNodeConfig:
+    """Drive a Unitree G1 with Dex3 hands over its low-level DDS (rt/lowstate, rt/lowcmd, rt/dex3/*) from realrl
+    joint targets: position limits, velocity limits, gain bounds, legs and waist held (fixed base), and damping
+    (kp = 0) on any fault until re-armed."""
+
+    control_hz: float = 500.0
+    """Rate of rt/lowcmd and the Dex3 commands (a steady stream, as Unitree's examples send)."""
+    waist: bool = False
+    """Clients command the waist (yaw, roll, pitch) too; otherwise it is held at its measured pose with the legs."""
+    arm_kp: tuple[float, ...] = (40.0,)
+    """Arm stiffness (Nm/rad): one value, or seven (shoulder pitch .. wrist yaw; both arms alike)."""
+    arm_kd: tuple[float, ...] = (1.0,)
+    """Arm damping (Nm s/rad): one value or seven."""
+    hand_kp: tuple[float, ...] = (1.5,)
+    """Dex3 stiffness: one value or seven (motor order; the right hand mirrors the left)."""
+    hand_kd: tuple[float, ...] = (0.1,)
+    """Dex3 damping: one value or seven."""
+    hold_kp: float = 60.0
+    """Stiffness of the legs and the waist (held at their measured pose, the waist unless --waist)."""
+    hold_kd: float = 1.0
+    """Damping of the legs and the waist."""
+    max_kp: float = 300.0
+    """Largest body stiffness ever written (configured gains above it are refused)."""
+    max_kd: float = 20.0
+    """Largest body damping ever written."""
+    max_hand_kp: float = 5.0
+    """Largest Dex3 stiffness ever written."""
+    max_hand_kd: float = 1.0
+    """Largest Dex3 damping ever written."""
+    damping_kd: float = 2.0
+    """Body damping in damping mode (kp = 0 on every motor)."""
+    hand_damping_kd: float = 0.1
+    """Dex3 damping in damping mode."""
+    arm_max_velocity: float = 8.0
+    """Largest speed (rad/s) of an arm (or waist) target: a far target is approached at this rate."""
+    hand_max_velocity: float = 12.0
+    """Largest speed (rad/s) of a hand target."""
+    limit_margin: float = 0.02
+    """Body targets are clipped this far (rad) inside the joint limits (hand targets to the limits)."""
+    state_timeout_s: float = 0.1
+    """No rt/lowstate (or Dex3 state) for this long: damping."""
+    command_timeout_s: float = 0.5
+    """A client that has sent targets and then none for this long: damping."""
+    check_state_crc: bool = True
+    """Fault on a rt/lowstate whose CRC does not match (off for simulators that leave it 0)."""
+    hands: bool = True
+    """Drive the two Dex3 hands (rt/dex3/<side>/cmd); False for a G1 without them."""
+    stamp: Literal["clock", "tick"] = "clock"
+    """Client joint states are stamped with this node's clock at reception, or with rt/lowstate's `tick` (ms; the
+    sim node posing as a G1 sets it to its sim time, so stamps match its object poses)."""
+    reset_mode: Literal["home", "forward"] = "home"
+    """realrl reset requests: 'home' drives a robot reset's arms and hands to the home pose (scene resets are the
+    operator's and are refused), 'forward' passes every request to the robot (the sim node posing as a G1
+    teleports and resets its scene) and resumes on its first state after."""
+    home_arm: tuple[float, float, float, float, float, float, float] = (0.176, 0.288, 0.202, -0.361, -0.326, 0.234,
+                                                                          -0.129)
+    """Left arm home (rad, shoulder pitch .. wrist yaw; the right arm mirrors it): the sim's table-top posture."""
+    home_hand: tuple[float, float, float, float, float, float, float] = (0.0, -0.7, 0.0, 0.0, 0.0, 0.0, 0.0)
+    """Left Dex3 home (rad, motor order; the right hand mirrors it): open, thumb back."""
+    home_velocity: float = 0.5
+    """Largest joint speed (rad/s) while homing."""
+    home_tolerance: float = 0.05
+    """Homing is done when every arm and hand joint is this close (rad) to home."""
+    home_timeout_s: float = 30.0
+    """Homing not done by then: abandoned, the robot holds where it is and the request is answered with an error."""
+    mode_pr: int = 0
+    """LowCmd.mode_pr: 0 PR (ankle pitch/roll joints), 1 AB (ankle motors)."""
+    namespace: str = ""
+    """ROS namespace of the client-facing topics (the robot's rt/* topics never move)."""
+    ros_args: tyro.conf.Suppress[tuple[str, ...]] = ()
+    """Everything after `--ros-args` on the command line."""
+
+    def __post_init__(self) -> None:
+        for name in ("control_hz", "arm_max_velocity", "hand_max_velocity", "state_timeout_s", "command_timeout_s",
+                     "home_velocity", "home_tolerance", "home_timeout_s"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"--{name.replace('_', '-')} must be > 0, got {getattr(self, name)}")
+        for name in ("arm_kp", "arm_kd", "hand_kp", "hand_kd"):
+            if len(getattr(self, name)) not in (1, 7):
+                raise ConfigError(f"--{name.replace('_', '-')} takes one value or seven, got {getattr(self, name)}")
+        body = (("arm_kp", self.arm_kp, self.max_kp), ("arm_kd", self.arm_kd, self.max_kd),
+                ("hold_kp", (self.hold_kp,), self.max_kp), ("hold_kd", (self.hold_kd,), self.max_kd),
+                ("damping_kd", (self.damping_kd,), self.max_kd), ("hand_kp", self.hand_kp, self.max_hand_kp),
+                ("hand_kd", self.hand_kd, self.max_hand_kd),
+                ("hand_damping_kd", (self.hand_damping_kd,), self.max_hand_kd))
+        for name, values, bound in body:
+            if not all(0.0 <= v <= bound for v in values):
+                raise ConfigError(f"--{name.replace('_', '-')} {values} must lie in [0, {bound}] (the matching "
+                                  "--max-* bound); raise the bound deliberately if the robot needs it")
+        if not 0.0 <= self.limit_margin < 0.2:
+            raise ConfigError(f"--limit-margin must be in [0, 0.2) rad, got {self.limit_margin}")
+        if self.mode_pr not in (0, 1):
+            raise ConfigError(f"--mode-pr must be 0 (PR) or 1 (AB), got {self.mode_pr}")

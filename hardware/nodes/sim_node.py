@@ -292,6 +292,11 @@ class SimNode:
 
 def run(config: SimNodeConfig) -> None:
     """Entry point of `realrl node sim` (Ctrl-C / SIGTERM stop it cleanly)."""
+    if config.pose_as == "g1":
+        from hardware.nodes.g1_sim_node import run as run_g1
+
+        run_g1(config)
+        return
     setup_logging()
     node = SimNode(config)
     signal.signal(signal.SIGINT, lambda *_: node.node.request_shutdown())

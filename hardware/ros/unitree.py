@@ -2,16 +2,33 @@
 
 # No `from __future__ import annotations` here: cyclonedds reads the field annotations as live objects.
 
+import sys
 from dataclasses import dataclass, field
+from typing import Any
 
 import cyclonedds.idl.annotations as annotate
 import cyclonedds.idl.types as t
 from cyclonedds.idl import IdlStruct
+from cyclonedds.idl._support import Endianness
+
+from hardware.ros import unitree_codec as codec
 
 G1_NUM_MOTORS = 35
 """Motor slots in LowCmd/LowState (the G1 uses the first 29)."""
 DEX3_NUM_MOTORS = 7
 """Motors per Dex3-1 hand."""
+
+_LITTLE = sys.byteorder == "little"  # cyclonedds writes native order when none is asked for
+
+
+# The body and hand types travel at 500 Hz: a hand-written codec (hardware/ros/unitree_codec.py) for the
+# little-endian plain CDR ROS 2 and the Unitree SDK use, the generic path for anything else.
+def _fast_out(buffer: Any, endianness: Any, use_version_2: bool | None) -> bool:
+    return buffer is None and endianness in (None, Endianness.Little) and not use_version_2 and _LITTLE
+
+
+def _fast_in(data: bytes, has_header: bool, use_version_2: bool | None) -> bool:
+    return has_header and not use_version_2 and bytes(data[:2]) == codec.CDR_LE[:2]
 
 
 @dataclass
@@ -77,6 +94,20 @@ class LowCmd(IdlStruct, typename="unitree_hg.msg.dds_.LowCmd_"):
     reserve: t.array[t.uint32, 4] = field(default_factory=lambda: [0] * 4)
     crc: t.uint32 = 0
 
+    def serialize(self, buffer: Any = None, endianness: Any = None, use_version_2: bool | None = None) -> bytes:
+        """Plain CDR, little endian, with the encapsulation header."""
+        if _fast_out(buffer, endianness, use_version_2):
+            return codec.encode_low_cmd(self)
+        return super().serialize(buffer=buffer, endianness=endianness, use_version_2=use_version_2)
+
+    @classmethod
+    def deserialize(cls, data: bytes, has_header: bool = True, use_version_2: bool | None = None) -> "LowCmd":
+        """Decode (the fast path for little-endian plain CDR)."""
+        if _fast_in(data, has_header, use_version_2):
+            decoded: LowCmd = codec.decode_low_cmd(bytes(data), cls, MotorCmd)
+            return decoded
+        return super().deserialize(data, has_header=has_header, use_version_2=use_version_2)
+
 
 @dataclass
 @annotate.final
@@ -93,6 +124,20 @@ class LowState(IdlStruct, typename="unitree_hg.msg.dds_.LowState_"):
     reserve: t.array[t.uint32, 4] = field(default_factory=lambda: [0] * 4)
     crc: t.uint32 = 0
 
+    def serialize(self, buffer: Any = None, endianness: Any = None, use_version_2: bool | None = None) -> bytes:
+        """Plain CDR, little endian, with the encapsulation header."""
+        if _fast_out(buffer, endianness, use_version_2):
+            return codec.encode_low_state(self)
+        return super().serialize(buffer=buffer, endianness=endianness, use_version_2=use_version_2)
+
+    @classmethod
+    def deserialize(cls, data: bytes, has_header: bool = True, use_version_2: bool | None = None) -> "LowState":
+        """Decode (the fast path for little-endian plain CDR)."""
+        if _fast_in(data, has_header, use_version_2):
+            decoded: LowState = codec.decode_low_state(bytes(data), cls, IMUState, MotorState)
+            return decoded
+        return super().deserialize(data, has_header=has_header, use_version_2=use_version_2)
+
 
 @dataclass
 @annotate.final
@@ -101,6 +146,20 @@ class HandCmd(IdlStruct, typename="unitree_hg.msg.dds_.HandCmd_"):
 
     motor_cmd: t.sequence[MotorCmd] = field(default_factory=lambda: [MotorCmd() for _ in range(DEX3_NUM_MOTORS)])
     reserve: t.array[t.uint32, 4] = field(default_factory=lambda: [0] * 4)
+
+    def serialize(self, buffer: Any = None, endianness: Any = None, use_version_2: bool | None = None) -> bytes:
+        """Plain CDR, little endian, with the encapsulation header."""
+        if _fast_out(buffer, endianness, use_version_2):
+            return codec.encode_hand_cmd(self)
+        return super().serialize(buffer=buffer, endianness=endianness, use_version_2=use_version_2)
+
+    @classmethod
+    def deserialize(cls, data: bytes, has_header: bool = True, use_version_2: bool | None = None) -> "HandCmd":
+        """Decode (the fast path for little-endian plain CDR)."""
+        if _fast_in(data, has_header, use_version_2):
+            decoded: HandCmd = codec.decode_hand_cmd(bytes(data), cls, MotorCmd)
+            return decoded
+        return super().deserialize(data, has_header=has_header, use_version_2=use_version_2)
 
 
 @dataclass
@@ -117,6 +176,20 @@ class HandState(IdlStruct, typename="unitree_hg.msg.dds_.HandState_"):
     device_v: t.float32 = 0.0
     error: t.array[t.uint32, 2] = field(default_factory=lambda: [0] * 2)
     reserve: t.array[t.uint32, 2] = field(default_factory=lambda: [0] * 2)
+
+    def serialize(self, buffer: Any = None, endianness: Any = None, use_version_2: bool | None = None) -> bytes:
+        """Plain CDR, little endian, with the encapsulation header."""
+        if _fast_out(buffer, endianness, use_version_2):
+            return codec.encode_hand_state(self)
+        return super().serialize(buffer=buffer, endianness=endianness, use_version_2=use_version_2)
+
+    @classmethod
+    def deserialize(cls, data: bytes, has_header: bool = True, use_version_2: bool | None = None) -> "HandState":
+        """Decode (the fast path for little-endian plain CDR)."""
+        if _fast_in(data, has_header, use_version_2):
+            decoded: HandState = codec.decode_hand_state(bytes(data), cls, MotorState, PressSensorState, IMUState)
+            return decoded
+        return super().deserialize(data, has_header=has_header, use_version_2=use_version_2)
 
 
 UNITREE_TYPES: tuple[type, ...] = (MotorCmd, MotorState, IMUState, PressSensorState, LowCmd, LowState, HandCmd,
