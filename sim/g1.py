@@ -30,9 +30,12 @@ G1_MOTORS: tuple[tuple[int, str], ...] = tuple(enumerate((
 )))
 """Unitree G1 29-DoF body motors as (rt/lowcmd / rt/lowstate motor index, MJCF joint name)."""
 
-DEX3_FINGERS = ("thumb_0", "thumb_1", "thumb_2", "middle_0", "middle_1", "index_0", "index_1")
+# Unitree's Dex3-1 motor order: the left hand lists its middle finger before its index finger, the right hand (its
+# mirror image) the index finger first. hardware/unitree_g1.py holds the same table for the wire (a test checks).
+DEX3_FINGERS = {"left": ("thumb_0", "thumb_1", "thumb_2", "middle_0", "middle_1", "index_0", "index_1"),
+                "right": ("thumb_0", "thumb_1", "thumb_2", "index_0", "index_1", "middle_0", "middle_1")}
 DEX3_MOTORS: dict[str, tuple[tuple[int, str], ...]] = {
-    side: tuple(enumerate(f"{side}_hand_{f}_joint" for f in DEX3_FINGERS)) for side in SIDES
+    side: tuple(enumerate(f"{side}_hand_{f}_joint" for f in DEX3_FINGERS[side])) for side in SIDES
 }
 """Dex3-1 motors per hand as (rt/dex3/<side>/cmd / state motor index, MJCF joint name)."""
 

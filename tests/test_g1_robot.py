@@ -74,11 +74,12 @@ def test_unitree_motor_order_and_joint_layout() -> None:
     assert [names[i] for i in (12, 13, 14)] == ["waist_yaw_joint", "waist_roll_joint", "waist_pitch_joint"]
     assert names[15] == "left_shoulder_pitch_joint" and names[21] == "left_wrist_yaw_joint"
     assert names[22] == "right_shoulder_pitch_joint" and names[28] == "right_wrist_yaw_joint"
+    # Unitree's Dex3-1 order: the left hand's middle finger comes before its index finger, the mirrored right
+    # hand's index finger first.
+    order = {"left": ("thumb_0", "thumb_1", "thumb_2", "middle_0", "middle_1", "index_0", "index_1"),
+             "right": ("thumb_0", "thumb_1", "thumb_2", "index_0", "index_1", "middle_0", "middle_1")}
     for side in ("left", "right"):
-        assert [n for _, n in DEX3_MOTORS[side]] == [
-            f"{side}_hand_{f}_joint" for f in ("thumb_0", "thumb_1", "thumb_2", "middle_0", "middle_1",
-                                               "index_0", "index_1")
-        ]
+        assert [n for _, n in DEX3_MOTORS[side]] == [f"{side}_hand_{f}_joint" for f in order[side]]
     robot = G1Robot()
     # Body joints are the arm motors 15..28 in order, then the two Dex3 hands in their motor order.
     arm = [n for i, n in G1_MOTORS if i >= 15]

@@ -405,3 +405,12 @@ def test_humanoid_node_config_bounds() -> None:
     with pytest.raises(ConfigError, match="one value or seven"):
         HumanoidNodeConfig(arm_kd=(1.0, 2.0))
     assert HumanoidNodeConfig(hand_kp=(500.0,), max_hand_kp=500.0).hand_kp == (500.0,)
+
+
+def test_the_sim_and_the_wire_agree_on_every_motor_index() -> None:
+    from hardware.unitree_g1 import BODY_JOINTS, HAND_JOINTS
+    from sim.g1 import DEX3_MOTORS, G1_MOTORS
+
+    assert tuple(name for _, name in G1_MOTORS) == tuple(BODY_JOINTS)
+    for side in ("left", "right"):
+        assert tuple(name for _, name in DEX3_MOTORS[side]) == HAND_JOINTS[side], side
