@@ -168,9 +168,11 @@ class TrackingPolicy(Policy):
         return np.asarray(d, np.float32)[:, None]
 
 
-def track(increments: np.ndarray | None, aware: bool = True, lag: int = 2, steps: int = 30) -> float:
+def track(increments: np.ndarray | None, aware: bool = True, lag: int = 2, steps: int = 30,
+          extrapolate: bool = False) -> float:
     """Run x_{k+1} = x_k + a_k with observations `lag` periods old and a +3 push at step 10; the final error."""
-    ex = ChunkExecutor(TrackingPolicy(), DT, ExecutorConfig(background=False, latency_aware=aware), increments)
+    cfg = ExecutorConfig(background=False, latency_aware=aware, extrapolate=extrapolate)
+    ex = ChunkExecutor(TrackingPolicy(), DT, cfg, increments)
     xs = [0.0]
     for k in range(steps):
         seen = max(0, k - lag)
@@ -185,6 +187,25 @@ def test_increments_are_re_anchored_so_corrections_of_stale_chunks_are_not_lost(
     assert track(np.array([True])) < 1e-4  # the push is corrected although its correction's slot had passed
     assert track(None) > 2.5  # skipping stale increments drops every correction: the error stays for good
     assert track(np.array([True]), lag=0) < 1e-4 and track(None, lag=0) < 1e-4  # no latency: nothing to fix
+
+
+def test_stale_observations_are_extrapolated_to_the_send_time() -> None:
+    from robot.sessions.executor import _state_at
+
+    yaw = np.array([np.cos(0.1), 0.0, 0.0, np.sin(0.1)])
+    hist = [{"state/x": np.array([0.0, 1.0], np.float32), "time/state": np.array(0.0),
+             "state/cube_pose": np.r_[0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0].astype(np.float32),
+             "image/cam": np.zeros((2, 2, 3), np.uint8)},
+            {"state/x": np.array([1.0, 1.0], np.float32), "time/state": np.array(DT),
+             "state/cube_pose": np.r_[0.1, 0.0, 0.0, yaw].astype(np.float32),
+             "image/cam": np.ones((2, 2, 3), np.uint8)}]
+    mid, ahead = _state_at(hist, 0.5 * DT), _state_at(hist, 1.6 * DT)
+    assert np.allclose(mid["state/x"], [0.5, 1.0]) and np.allclose(ahead["state/x"], [1.6, 1.0])
+    assert float(ahead["time/state"]) == pytest.approx(1.6 * DT)
+    assert np.linalg.norm(ahead["state/cube_pose"][3:]) == pytest.approx(1.0, abs=1e-6)  # still a unit quaternion
+    assert ahead["state/cube_pose"][0] == pytest.approx(0.16) and np.array_equal(ahead["image/cam"], hist[1]["image/cam"])
+    # with extrapolation, stale observations are planned on as the present: the push is corrected without help
+    assert track(None, extrapolate=True) < 1e-4
 
 
 def test_config_is_validated() -> None:

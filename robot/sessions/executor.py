@@ -14,7 +14,7 @@ import numpy as np
 
 from robot.core.errors import ConfigError
 from robot.core.interfaces import Policy
-from robot.core.types import Observation
+from robot.core.types import STATE_PREFIX, Observation
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,11 @@ class ExecutorConfig:
     for the network, and that wait is counted as the step's policy latency)."""
     replan_every: int = 0
     """Executed actions per chunk before the next chunk is due (0: the policy's Ta)."""
+    extrapolate: bool = True
+    """Latency-aware only: when the newest observation is older than the send time, plan on the state predicted
+    for the send time, each state/* value extrapolated linearly from the last two observations (quaternions of
+    *_pose keys renormalized; images are not predicted) and the history shifted alike. Bounded to two control
+    periods: beyond that a straight line is a guess."""
     inline_below: float = 0.25
     """A planner measured faster than this fraction of a control period runs inline when its chunk is due (a
     one-step head: planning on the newest observation beats planning one step ahead in the background)."""
@@ -81,7 +86,10 @@ class ChunkExecutor:
         self.n_obs = int(chunk_cfg.n_obs_steps) if self.chunked else 1
         self.replan_every = self.config.replan_every or (int(chunk_cfg.n_action_steps) if self.chunked else 1)
         self.stats = ExecutorStats(plan_ms=deque(maxlen=2000))
-        self._history: deque[Observation] = deque(maxlen=self.n_obs)
+        # One more observation than the policy's history: the extrapolation of the oldest one needs its successor.
+        self._history: deque[Observation] = deque(maxlen=self.n_obs + 1)
+        self.present: Observation | None = None
+        """The observation the latest action was computed for (the newest, or its prediction for the send time)."""
         self._queue: deque[tuple[float, np.ndarray]] = deque()
         self._sent: deque[tuple[float, np.ndarray]] = deque(maxlen=64)  # (send time, action): for re-anchoring
         self._anchor: float | None = None  # stamp of a chunk just installed, until its first action is sent
@@ -123,22 +131,34 @@ class ChunkExecutor:
         """The base action to send at robot time `now`, given the newest observation; None when there is none
         (hold). Raises what the planner raised."""
         self._history.append(obs)
+        view = self._view(now)
+        self.present = view[-1]
         if not self.chunked:
-            a = self._timed_act(obs)
+            a = self._timed_act(view[-1])
             self.stats.executed += 1
             return a
-        stamp = float(obs["time/state"])
+        stamp = float(view[-1]["time/state"])
         self._install_ready()
         due = self._since_install >= self.replan_every or not self._queue
         inline = not self.config.background or self._plan_s < self.config.inline_below * self.dt
         if self._fresh or (inline and due):
-            self._install(*self._plan_now(list(self._history), stamp))
+            self._install(*self._plan_now(view, stamp))
         elif not inline:
             # Ask early enough that the chunk lands about when this one is used up.
             lead = math.ceil(self._plan_s / self.dt)
             if self._since_install >= max(0, self.replan_every - lead) or not self._queue:
-                self._ask(list(self._history), stamp)
+                self._ask(view, stamp)
         return self._pop(now)
+
+    # -- observation latency -------------------------------------------------------------------------------------
+    def _view(self, now: float) -> list[Observation]:
+        """The policy's history (To observations, oldest first), shifted to the send time when the newest
+        observation is older than it and extrapolation is on."""
+        hist = list(self._history)
+        lag = min(now - float(hist[-1]["time/state"]), 2.0 * self.dt)
+        if not (self.config.latency_aware and self.config.extrapolate) or lag <= 1e-6 * self.dt or len(hist) < 2:
+            return hist[-self.n_obs:]
+        return [_state_at(hist, float(o["time/state"]) + lag) for o in hist[-self.n_obs:]]
 
     # -- internals -----------------------------------------------------------------------------------------------
     def _timed_act(self, obs: Observation) -> np.ndarray:
@@ -249,6 +269,29 @@ class ChunkExecutor:
             self._worker.join(timeout=5.0)
 
 
+def _state_at(hist: list[Observation], t: float) -> Observation:
+    """The observation at time t: state/* values linearly inter- or extrapolated between the two observations around
+    t (the last two when t is past the newest); everything else (images, their stamps) from the later of the two."""
+    stamps = [float(o["time/state"]) for o in hist]
+    j = next((i for i in range(1, len(hist)) if stamps[i] >= t), len(hist) - 1)
+    a, b = hist[j - 1], hist[j]
+    span = stamps[j] - stamps[j - 1]
+    if span <= 0:  # two observations of one instant (a repeated state): nothing to extrapolate from
+        return b
+    w = (t - stamps[j - 1]) / span
+    out = dict(b)
+    for k, vb in b.items():
+        if not k.startswith(STATE_PREFIX) or k not in a or vb.dtype.kind != "f":
+            continue
+        v = a[k] + w * (vb - a[k])
+        if k.endswith("_pose") and v.size % 7 == 0:  # position + wxyz quaternion per frame: keep unit quaternions
+            q = v.reshape(-1, 7)[:, 3:]
+            q /= np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-9)
+        out[k] = v.astype(vb.dtype)
+    out["time/state"] = np.array(t, dtype=np.float64)
+    return out
+
+
 class PolicyStack:
     """What runs on the robot each control period: the base through a ChunkExecutor, then (for a ResidualPolicy)
     the residual actor on the newest observation and that step's base action, clip(base + scale * residual)."""
@@ -279,7 +322,8 @@ class PolicyStack:
             return None
         base = np.clip(np.asarray(base, np.float64), -1.0, 1.0).astype(np.float32)
         if self.residual is not None:
-            r = self.residual.residual(self.residual.features(obs, base))
+            present = self.executor.present if self.executor.present is not None else obs
+            r = self.residual.residual(self.residual.features(present, base))
             base = np.clip(base + self.residual.scale * r, -1.0, 1.0).astype(np.float32)
         self.step_ms.append((time.perf_counter() - t0) * 1e3)
         return base
