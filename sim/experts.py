@@ -1,16 +1,79 @@
-"""Scripted pick(-and-place) expert for the Franka tasks, with noise and skill knobs for demo quality."""
+"""Scripted experts: what they share (noise and skill knobs for demo quality, DART-style clean labels), and the
+pick(-and-place) expert of the Franka tasks."""
 
 from __future__ import annotations
 
+import abc
 import enum
 import math
+from typing import ClassVar, Generic, TypeVar
 
 import numpy as np
 
 from robot.core.errors import ConfigError
-from robot.core.interfaces import Policy
+from robot.core.interfaces import Policy, Task
 from robot.core.types import Observation
 from sim.tasks.franka_tasks import FrankaTableTask, yaw_of
+
+TaskT = TypeVar("TaskT", bound=Task)
+
+
+class ScriptedExpert(Policy, Generic[TaskT]):
+    """A phase machine over a task's observations, planned in the normalized ee-delta action space.
+
+    `noise` adds Gaussian noise (std, normalized units) to the pose dimensions (the first `noisy_dims`) every step;
+    `skill` in [0, 1] degrades the plan (see the subclasses' `_plan`). noise=0, skill=1 is the clean expert; the
+    same seed gives the same episode. `clean_action` holds each step's action before the execution noise: the label
+    for DART-style demos (noisy states, clean labels).
+    """
+
+    noisy_dims: ClassVar[int]
+    """How many leading action dimensions (the pose ones) get the execution noise."""
+
+    def __init__(self, task: TaskT, *, noise: float = 0.0, skill: float = 1.0, seed: int | None = None,
+                 max_translation: float = 0.03, max_rotation: float = 0.2) -> None:
+        if noise < 0:
+            raise ConfigError(f"expert noise must be >= 0, got {noise}")
+        if not 0.0 <= skill <= 1.0:
+            raise ConfigError(f"expert skill must be in [0, 1], got {skill}")
+        self.task = task
+        self.noise = noise
+        self.skill = skill
+        self.max_t = max_translation
+        self.max_r = max_rotation
+        self.rng = np.random.default_rng(seed)
+        self.reset()
+
+    def reset(self) -> None:
+        """Start a new episode: first phase, new plan errors."""
+        self.clean_action: np.ndarray | None = None
+        self.timer = 0
+        self._plan(1.0 - self.skill)
+
+    @abc.abstractmethod
+    def _plan(self, err: float) -> None:
+        """Enter the first phase and draw this episode's plan errors; err = 1 - skill."""
+
+    def _to(self, pos: np.ndarray, target: np.ndarray, speed: float | None = None) -> np.ndarray:
+        """Normalized translation toward `target`, at most `speed` (m per step; default the action bound)."""
+        limit = 1.0 if speed is None else min(speed / self.max_t, 1.0)
+        return np.clip((target - pos) / self.max_t, -limit, limit)
+
+    def _finish(self, a: np.ndarray) -> np.ndarray:
+        """The planned action clipped to the bounds becomes `clean_action`; returned with the execution noise."""
+        clean = np.clip(a, -1.0, 1.0)
+        noisy = clean
+        if self.noise > 0:
+            noisy = clean.copy()
+            noisy[: self.noisy_dims] += self.rng.normal(0.0, self.noise, self.noisy_dims)
+            noisy = np.clip(noisy, -1.0, 1.0)
+        clean, noisy = (self._for_robot(x) for x in (clean, noisy))
+        self.clean_action = clean.astype(np.float32)
+        return noisy.astype(np.float32)
+
+    def _for_robot(self, a: np.ndarray) -> np.ndarray:
+        """The planned (ee-delta) action as the task's robot takes it (the same here)."""
+        return a
 
 
 class Phase(enum.IntEnum):
@@ -35,7 +98,7 @@ def _rotmat(quat: np.ndarray) -> np.ndarray:
     ])
 
 
-class PickPlaceExpert(Policy):
+class PickPlaceExpert(ScriptedExpert[FrankaTableTask]):
     """Closed-loop state machine in the normalized ee-delta action space.
 
     `noise` adds Gaussian noise (std, normalized units) to the pose dimensions every step; `skill` in [0, 1]
@@ -43,35 +106,15 @@ class PickPlaceExpert(Policy):
     closing the gripper early. noise=0, skill=1 is the clean expert; the same seed gives the same episode.
     """
 
+    noisy_dims = 6
     hover = 0.10
     carry_height = 0.12
 
-    def __init__(self, task: FrankaTableTask, *, noise: float = 0.0, skill: float = 1.0, seed: int | None = None,
-                 max_translation: float = 0.03, max_rotation: float = 0.2) -> None:
-        if noise < 0:
-            raise ConfigError(f"expert noise must be >= 0, got {noise}")
-        if not 0.0 <= skill <= 1.0:
-            raise ConfigError(f"expert skill must be in [0, 1], got {skill}")
-        self.task = task
-        self.noise = noise
-        self.skill = skill
-        self.max_t = max_translation
-        self.max_r = max_rotation
-        self.rng = np.random.default_rng(seed)
-        self.reset()
-
-    def reset(self) -> None:
-        """Start a new episode: new plan offsets."""
-        self.clean_action: np.ndarray | None = None
+    def _plan(self, err: float) -> None:
         self.phase = Phase.APPROACH
-        self.timer = 0
-        err = 1.0 - self.skill
         self.grasp_offset = np.append(self.rng.normal(0.0, 0.02 * err, 2), self.rng.normal(0.0, 0.01 * err))
         self.place_offset = np.append(self.rng.normal(0.0, 0.02 * err, 2), 0.0)
         self.early_close = bool(self.rng.random() < err / 2)
-
-    def _to(self, ee: np.ndarray, target: np.ndarray) -> np.ndarray:
-        return np.clip((target - ee) / self.max_t, -1.0, 1.0)
 
     def act(self, obs: Observation) -> np.ndarray:
         """One normalized action (dx, dy, dz, drx, dry, drz, gripper)."""
@@ -124,11 +167,7 @@ class PickPlaceExpert(Policy):
 
         a[3:6] = self._orient(rot, obj if self.phase <= Phase.CLOSE else None)
         a[6] = 2.0 * grip - 1.0
-        self.clean_action = np.clip(a, -1.0, 1.0).astype(np.float32)
-        """The action before execution noise: the label for DART-style demos (noisy states, clean labels)."""
-        if self.noise > 0:
-            a[:6] += self.rng.normal(0.0, self.noise, 6)
-        return np.clip(a, -1.0, 1.0).astype(np.float32)
+        return self._finish(a)
 
     def _yaw_error(self, rot: np.ndarray, obj: np.ndarray) -> float:
         hand_yaw = math.atan2(rot[1, 0], rot[0, 0])

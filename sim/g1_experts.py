@@ -7,10 +7,9 @@ import math
 
 import numpy as np
 
-from robot.core.errors import ConfigError
-from robot.core.interfaces import Policy
 from robot.core.spec import ActionMode
 from robot.core.types import Observation
+from sim.experts import ScriptedExpert
 from sim.g1 import G1Robot
 from sim.tasks.franka_tasks import yaw_of
 from sim.tasks.g1_tasks import G1TableTask
@@ -41,62 +40,24 @@ def _yaw_quat(yaw: float) -> np.ndarray:
     return np.array([math.cos(yaw / 2), 0.0, 0.0, math.sin(yaw / 2)])
 
 
-class G1Expert(Policy):
-    """Shared machinery: a phase machine in the normalized 14-D ee-delta space of the G1.
-
-    `noise` adds Gaussian noise (std, normalized units) to the 12 wrist-pose dimensions every step; `skill` in
-    [0, 1] degrades the plan (grasp offsets, squeeze depth, timing; see the subclasses). noise=0, skill=1 is
-    the clean expert; the same seed gives the same episode. `clean_action` holds each step's action before
-    the execution noise: the label for DART-style demos (noisy states, clean labels). On a JOINT_POS G1 the
-    actions are the joint targets (28/31-D) that the robot's IK gives for the planned ee deltas.
+class G1Expert(ScriptedExpert[G1TableTask]):
+    """A scripted expert in the normalized 14-D ee-delta space of the G1 (left and right wrist poses, then the two
+    hand closures); the execution noise goes to the 12 wrist-pose dimensions. On a JOINT_POS G1 the actions are the
+    joint targets (28/31-D) that the robot's IK gives for the planned ee deltas.
     """
 
-    def __init__(self, task: G1TableTask, *, noise: float = 0.0, skill: float = 1.0, seed: int | None = None,
-                 max_translation: float = 0.03, max_rotation: float = 0.2) -> None:
-        if noise < 0:
-            raise ConfigError(f"expert noise must be >= 0, got {noise}")
-        if not 0.0 <= skill <= 1.0:
-            raise ConfigError(f"expert skill must be in [0, 1], got {skill}")
-        self.task = task
-        self.noise = noise
-        self.skill = skill
-        self.max_t = max_translation
-        self.max_r = max_rotation
-        self.rng = np.random.default_rng(seed)
-        self.reset()
-
-    def reset(self) -> None:
-        """Start a new episode: first phase, new plan errors."""
-        self.clean_action: np.ndarray | None = None
-        self.timer = 0
-        self._plan(1.0 - self.skill)
-
-    def _plan(self, err: float) -> None:
-        """Draw this episode's plan errors; err = 1 - skill."""
-
-    def _to(self, pos: np.ndarray, target: np.ndarray, speed: float | None = None) -> np.ndarray:
-        """Normalized translation toward `target`, at most `speed` (m per step; default the action bound)."""
-        limit = 1.0 if speed is None else min(speed / self.max_t, 1.0)
-        return np.clip((target - pos) / self.max_t, -limit, limit)
+    noisy_dims = 12
 
     def _turn(self, quat: np.ndarray, target: np.ndarray) -> np.ndarray:
         return np.clip(rotation_to(quat, target) / self.max_r, -1.0, 1.0)
 
-    def _finish(self, a: np.ndarray) -> np.ndarray:
-        a = np.clip(a, -1.0, 1.0)
-        clean = a
-        if self.noise > 0:
-            a = a.copy()
-            a[:12] += self.rng.normal(0.0, self.noise, 12)
-            a = np.clip(a, -1.0, 1.0)
+    def _for_robot(self, a: np.ndarray) -> np.ndarray:
         robot = self.task.robot
         if isinstance(robot, G1Robot) and robot.spec.action.mode is ActionMode.JOINT_POS:
             # The plan is made in the ee-delta space; a joint-position robot gets the targets its own IK
             # would have set for it (noise included, so DART labels stay clean in joint space too).
-            clean, a = (robot.spec.action.to_normalized(robot.joint_command_for(robot.ee_action.to_physical(x)))
-                        for x in (clean, a))
-        self.clean_action = clean.astype(np.float32)
-        return a.astype(np.float32)
+            return robot.spec.action.to_normalized(robot.joint_command_for(robot.ee_action.to_physical(a)))
+        return a
 
 
 class BoxPhase(enum.IntEnum):

@@ -19,6 +19,7 @@ from sim.tasks.registry import TASKS
 NAMESPACE = "realrl"
 FRANKA_TASKS = ("FrankaLift", "FrankaPickPlace", "FrankaStack")
 G1_TASKS = ("G1BoxPickup", "G1Handover")
+FRANKA_CAMERAS = ("front", "wrist")
 G1_CAMERAS = ("head", "front", "left_wrist", "right_wrist")
 
 
@@ -33,17 +34,13 @@ def make_franka_env(
     fast_render: bool = True,
     control_hz: float = 20.0,
 ) -> RobotEnv:
-    """A RobotEnv for a Franka table-top task; `cameras` from ('front', 'wrist'), square or (H, W) images."""
+    """A RobotEnv for a Franka table-top task; `cameras` from FRANKA_CAMERAS, square or (H, W) images."""
     task_cls = TASKS.get(task)
     mode = _action_mode(action_mode)
-    h, w = (image_size, image_size) if isinstance(image_size, int) else image_size
-    unknown = [c for c in cameras if c not in ("front", "wrist")]
-    if unknown:
-        raise ConfigError(f"unknown cameras {unknown}; the Franka scene has 'front' and 'wrist'")
+    cams = _camera_specs(cameras, image_size, "Franka", FRANKA_CAMERAS)
     t: FrankaTableTask = task_cls(table)
     robot = FrankaRobot(
-        FrankaConfig(action_mode=mode, cameras=tuple(CameraSpec(c, h, w) for c in cameras),
-                     fast_render=fast_render, control_hz=control_hz),
+        FrankaConfig(action_mode=mode, cameras=cams, fast_render=fast_render, control_hz=control_hz),
         objects=t.objects, markers=t.markers,
     )
     return RobotEnv(robot, t, render_mode=render_mode)
@@ -64,17 +61,25 @@ def make_g1_env(
     """A RobotEnv for a G1 bimanual task; `cameras` from G1_CAMERAS, square or (H, W) images."""
     task_cls = TASKS.get(task)
     mode = _action_mode(action_mode)
-    h, w = (image_size, image_size) if isinstance(image_size, int) else image_size
-    unknown = [c for c in cameras if c not in G1_CAMERAS]
-    if unknown:
-        raise ConfigError(f"unknown cameras {unknown}; the G1 scene has {list(G1_CAMERAS)}")
+    cams = _camera_specs(cameras, image_size, "G1", G1_CAMERAS)
     t: G1TableTask = task_cls(table)
     robot = G1Robot(
-        G1Config(action_mode=mode, cameras=tuple(CameraSpec(c, h, w) for c in cameras), fast_render=fast_render,
-                 control_hz=control_hz, freeze_waist=freeze_waist),
+        G1Config(action_mode=mode, cameras=cams, fast_render=fast_render, control_hz=control_hz,
+                 freeze_waist=freeze_waist),
         objects=t.objects,
     )
     return RobotEnv(robot, t, render_mode=render_mode)
+
+
+def _camera_specs(
+    cameras: Sequence[str], image_size: int | tuple[int, int], scene: str, known: Sequence[str]
+) -> tuple[CameraSpec, ...]:
+    """The named cameras at a square or (H, W) image size; ConfigError for a camera the scene lacks."""
+    h, w = (image_size, image_size) if isinstance(image_size, int) else image_size
+    unknown = [c for c in cameras if c not in known]
+    if unknown:
+        raise ConfigError(f"unknown cameras {unknown}; the {scene} scene has {list(known)}")
+    return tuple(CameraSpec(c, h, w) for c in cameras)
 
 
 def _action_mode(action_mode: str) -> ActionMode:

@@ -4,18 +4,16 @@
 from __future__ import annotations
 
 import json
-import signal
-import sys
 import time
 
 import numpy as np
 
 from hardware.geometry import quat_mul, rotation_error, rotvec_quat
 from hardware.nodes.config import FrankaNodeConfig
-from hardware.ros import DEFAULT, LATCHED, Node, Publisher, create_node, setup_logging
+from hardware.nodes.entry import run_cli, serve
+from hardware.ros import DEFAULT, LATCHED, Node, Publisher, create_node
 from hardware.ros.convert import from_stamp, pose_array, pose_msg
 from hardware.ros.msgs import PoseStamped, String, TwistStamped
-from hardware.ros.node import split_ros_args
 from hardware.topics import ArmTopics
 
 
@@ -140,7 +138,10 @@ class FrankaNode:
         meas = self.measured
         pos_err = float(np.linalg.norm(self._home[:3] - meas[:3]))
         ang_err = float(np.linalg.norm(rotation_error(self._home[3:], meas[3:])))
-        if pos_err <= c.home_tolerance and ang_err <= 0.05:
+        # Done once the target has arrived too: with the target still travelling the arm would move on after the
+        # acknowledgement, and a client's first state would not be the home pose.
+        arrived = self.target is not None and float(np.linalg.norm(self._home[:3] - self.target[:3])) < 1e-6
+        if arrived and pos_err <= c.home_tolerance and ang_err <= 0.05:
             # In the robot's clock (the driver's stamps, sim time in sim): clients wait for states from here on.
             stamp = self._measured_stamp
             self._homing, self._homed = None, (rid, stamp)
@@ -174,28 +175,23 @@ class FrankaNode:
         """~/stats: commands, limits applied, dropped twists."""
         self.pub_stats.publish(String(json.dumps({**self.counts, "dropped": self.sub_twist.dropped})))
 
+    def spin(self) -> None:
+        """Run until Ctrl-C / SIGTERM (the controller holds its last equilibrium pose)."""
+        c = self.config
+        self.node.logger.info("franka node up: twist at %g Hz -> equilibrium pose, workspace %s..%s",
+                              c.control_hz, c.workspace_low, c.workspace_high)
+        self.node.spin()
+        self.node.close()
+
 
 def run(config: FrankaNodeConfig) -> None:
     """Entry point of `realrl node franka`."""
-    setup_logging()
-    franka = FrankaNode(config)
-    signal.signal(signal.SIGINT, lambda *_: franka.node.request_shutdown())
-    signal.signal(signal.SIGTERM, lambda *_: franka.node.request_shutdown())
-    franka.node.logger.info("franka node up: twist at %g Hz -> equilibrium pose, workspace %s..%s",
-                            config.control_hz, config.workspace_low, config.workspace_high)
-    franka.node.spin()
-    franka.node.close()
+    serve(lambda: FrankaNode(config))
 
 
 def main(argv: list[str] | None = None) -> None:
     """`python -m hardware.nodes.franka_node [flags] [--ros-args ...]`."""
-    import dataclasses
-
-    import tyro
-
-    own, ros = split_ros_args(sys.argv[1:] if argv is None else argv)
-    cfg = tyro.cli(FrankaNodeConfig, args=own, prog="franka_node")
-    run(dataclasses.replace(cfg, ros_args=tuple(ros)) if ros else cfg)
+    run_cli(FrankaNodeConfig, run, "franka_node", argv)
 
 
 if __name__ == "__main__":

@@ -7,16 +7,17 @@ in the `g1-on-sim` session, below the humanoid node.
 from __future__ import annotations
 
 import json
-import signal
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from hardware.nodes.config import SimNodeConfig
+from hardware.nodes.entry import serve
 from hardware.nodes.sim_node import make_sim_env
-from hardware.ros import CLOCK, DEFAULT, LATCHED, SENSOR_DATA, Node, Publisher, create_node, setup_logging
-from hardware.ros.convert import from_stamp, pose_msg, to_stamp
+from hardware.nodes.sim_reset import SimResets
+from hardware.ros import CLOCK, DEFAULT, LATCHED, SENSOR_DATA, Node, Publisher, create_node
+from hardware.ros.convert import pose_msg, to_stamp
 from hardware.ros.msgs import Clock, PoseStamped, String
 from hardware.ros.unitree import HandCmd, HandState, LowCmd, LowState, MotorState
 from hardware.ros.unitree_crc import low_cmd_crc, low_state_crc
@@ -100,15 +101,15 @@ class G1SimNode:
         self.pub_objects = {o.name: n.create_publisher(PoseStamped, t.object(o.name), DEFAULT)
                             for o in robot.objects}
         self.pub_clock: Publisher[Clock] = n.create_publisher(Clock, t.clock, CLOCK)
-        self.pub_ack: Publisher[String] = n.create_publisher(String, t.reset_done, LATCHED)
         self.pub_stats: Publisher[String] = n.create_publisher(String, "~/stats", LATCHED)
         self.pub_spec: Publisher[String] = n.create_publisher(String, "~/spec", LATCHED)
         self.subs = {
             "lowcmd": n.create_subscription(LowCmd, g1.lowcmd, self._on_lowcmd, SENSOR_DATA),
             **{f"{s}_hand": n.create_subscription(HandCmd, g1.hand(s)[0], self._hand_cb(s), SENSOR_DATA)
                for s in SIDES},
-            "reset": n.create_subscription(String, t.reset, self._on_reset, DEFAULT),
         }
+        self.resets = SimResets(n, robot, self.task, on_home=self._forget_commands, on_done=self._restart)
+        self.subs["reset"] = self.resets.subscription
         self._held_body: _Held | None = None
         self._held_hand: dict[str, _Held | None] = {s: None for s in SIDES}
         self.counts = {"ticks": 0, "lowcmd": 0, "hand_cmd": 0, "bad_crc": 0, "wrong_mode_machine": 0,
@@ -118,8 +119,6 @@ class G1SimNode:
         self._state.imu_state.accelerometer = [0.0, 0.0, 9.81]
         self._hand_state = {s: HandState(motor_state=[MotorState(mode=1) for _ in range(7)], power_v=24.0)
                             for s in SIDES}
-        self._offset = 0.0
-        self._last_reset: tuple[int, float] | None = None
         robot.reset()
         self.pub_spec.publish(String(json.dumps({"env": config.env, "pose_as": "g1", "spec": self.spec.to_dict()})))
         self.tick_timer = n.create_timer(self.dt / config.realtime_factor, self.tick)
@@ -128,7 +127,7 @@ class G1SimNode:
 
     def sim_time(self) -> float:
         """Node clock (s): simulated time since start, strictly increasing across resets."""
-        return self._offset + float(self.data.time)
+        return self.resets.sim_time()
 
     # -- commands in ---------------------------------------------------------------------------------------------
     def _reject(self, counter: str, why: str) -> None:
@@ -170,35 +169,16 @@ class G1SimNode:
             self._reject("invalid", f"negative gains in the {what}: not applied")
         return _Held(q, kp, kd, tau)
 
-    def _on_reset(self, msg: String) -> None:
-        req = json.loads(msg.data)
-        rid, kind = int(req["id"]), str(req["kind"])
-        if self._last_reset is not None and self._last_reset[0] == rid:  # a resend: answer again, do not redo
-            self._ack(rid, self._last_reset[1])
-            return
-        if kind not in ("robot", "task"):
-            raise ValueError(f"unknown reset kind {kind!r}; use 'robot' or 'task'")
-        # As the sim node: a reset takes one physics step of node time, so the states after it carry new stamps.
-        self._offset += self.robot.physics_dt
-        if kind == "robot":
-            self._offset = self.sim_time()
-            state = {"joint_pos": np.asarray(req["joint_pos"])} if "joint_pos" in req else None
-            self.robot.reset(state)
-            self._held_body = None  # a command from before the reset must not drag the robot back
-            self._held_hand = {s: None for s in SIDES}
-            self.robot.set_gains(self._kp0, self._kd0)
-        else:
-            rng = np.random.Generator(np.random.PCG64())
-            rng.bit_generator.state = req["rng"]
-            self.task.reset(rng, self.robot)
-        stamp = from_stamp(to_stamp(self.sim_time()))
-        self._last_reset = (rid, stamp)
+    def _forget_commands(self) -> None:
+        """After a robot reset: a command from before it must not drag the robot back."""
+        self._held_body = None
+        self._held_hand = {s: None for s in SIDES}
+        self.robot.set_gains(self._kp0, self._kd0)
+
+    def _restart(self) -> None:
+        """After a reset: the new state goes out at once, then a full control period before the next step."""
         self.tick_timer.reset()
         self.publish_state()
-        self._ack(rid, stamp)
-
-    def _ack(self, rid: int, stamp: float) -> None:
-        self.pub_ack.publish(String(json.dumps({"id": rid, "stamp": stamp})))
 
     # -- physics and state out -----------------------------------------------------------------------------------
     def tick(self) -> None:
@@ -261,8 +241,4 @@ class G1SimNode:
 
 def run(config: SimNodeConfig) -> None:
     """Entry point of `realrl node sim --pose-as g1`."""
-    setup_logging()
-    node = G1SimNode(config)
-    signal.signal(signal.SIGINT, lambda *_: node.node.request_shutdown())
-    signal.signal(signal.SIGTERM, lambda *_: node.node.request_shutdown())
-    node.spin()
+    serve(lambda: G1SimNode(config))

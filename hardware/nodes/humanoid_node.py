@@ -5,18 +5,16 @@ from __future__ import annotations
 
 import json
 import math
-import signal
-import sys
 import time
 from typing import Any
 
 import numpy as np
 
 from hardware.nodes.config import HumanoidNodeConfig
-from hardware.ros import DEFAULT, LATCHED, SENSOR_DATA, Node, Publisher, create_node, setup_logging
+from hardware.nodes.entry import run_cli, serve
+from hardware.ros import DEFAULT, LATCHED, SENSOR_DATA, Node, Publisher, create_node
 from hardware.ros.convert import float_array, joint_state_msg
 from hardware.ros.msgs import Float64MultiArray, JointState, String
-from hardware.ros.node import split_ros_args
 from hardware.ros.unitree import G1_NUM_MOTORS, HandCmd, HandState, LowCmd, LowState, MotorCmd
 from hardware.ros.unitree_crc import low_cmd_crc, low_state_crc
 from hardware.unitree_g1 import (
@@ -501,22 +499,12 @@ class HumanoidNode:
 
 def run(config: HumanoidNodeConfig) -> None:
     """Entry point of `realrl node humanoid`."""
-    setup_logging()
-    node = HumanoidNode(config)
-    signal.signal(signal.SIGINT, lambda *_: node.node.request_shutdown())
-    signal.signal(signal.SIGTERM, lambda *_: node.node.request_shutdown())
-    node.spin()
+    serve(lambda: HumanoidNode(config))
 
 
 def main(argv: list[str] | None = None) -> None:
     """`python -m hardware.nodes.humanoid_node [flags] [--ros-args ...]`."""
-    import dataclasses
-
-    import tyro
-
-    own, ros = split_ros_args(sys.argv[1:] if argv is None else argv)
-    cfg = tyro.cli(HumanoidNodeConfig, args=own, prog="humanoid_node")
-    run(dataclasses.replace(cfg, ros_args=tuple(ros)) if ros else cfg)
+    run_cli(HumanoidNodeConfig, run, "humanoid_node", argv)
 
 
 if __name__ == "__main__":

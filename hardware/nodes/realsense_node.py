@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import signal
-import sys
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from hardware.nodes.config import RealSenseNodeConfig
-from hardware.ros import SENSOR_DATA, Node, Publisher, create_node, setup_logging
+from hardware.nodes.entry import run_cli, serve
+from hardware.ros import SENSOR_DATA, Node, Publisher, create_node
 from hardware.ros.convert import header, image_msg
 from hardware.ros.msgs import CameraInfo, Image
-from hardware.ros.node import split_ros_args
 from robot.core.errors import DeviceError
 
 Poll = Callable[[], Any]
@@ -110,32 +108,27 @@ class RealSenseNode:
             info_pub.publish(camera_info_from(frame.profile, stamp, frame_id))
             self.published[kind] += 1
 
+    def spin(self) -> None:
+        """Run until Ctrl-C / SIGTERM (the caller stops the camera)."""
+        c = self.config
+        self.node.logger.info("realsense node up: %s %dx%d@%d%s", c.serial or "(only camera)", c.width, c.height,
+                              c.fps, " + depth" if c.depth else "")
+        self.node.spin()
+        self.node.close()
+
 
 def run(config: RealSenseNodeConfig) -> None:
     """Entry point of `realrl node realsense`."""
-    setup_logging()
     poll, stop = open_pipeline(config)
     try:
-        rsn = RealSenseNode(config, poll)
-        signal.signal(signal.SIGINT, lambda *_: rsn.node.request_shutdown())
-        signal.signal(signal.SIGTERM, lambda *_: rsn.node.request_shutdown())
-        rsn.node.logger.info("realsense node up: %s %dx%d@%d%s", config.serial or "(only camera)", config.width,
-                             config.height, config.fps, " + depth" if config.depth else "")
-        rsn.node.spin()
-        rsn.node.close()
+        serve(lambda: RealSenseNode(config, poll))
     finally:
         stop()
 
 
 def main(argv: list[str] | None = None) -> None:
     """`python -m hardware.nodes.realsense_node [flags] [--ros-args ...]`."""
-    import dataclasses
-
-    import tyro
-
-    own, ros = split_ros_args(sys.argv[1:] if argv is None else argv)
-    cfg = tyro.cli(RealSenseNodeConfig, args=own, prog="realsense_node")
-    run(dataclasses.replace(cfg, ros_args=tuple(ros)) if ros else cfg)
+    run_cli(RealSenseNodeConfig, run, "realsense_node", argv)
 
 
 if __name__ == "__main__":

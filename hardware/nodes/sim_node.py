@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import signal
-import sys
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -13,11 +11,12 @@ import numpy as np
 
 from hardware.geometry import rotation_error
 from hardware.nodes.config import SimNodeConfig
-from hardware.ros import CLOCK, DEFAULT, LATCHED, Node, Publisher, create_node, setup_logging
+from hardware.nodes.entry import run_cli, serve
+from hardware.nodes.sim_reset import SimResets
+from hardware.ros import CLOCK, DEFAULT, LATCHED, Node, Publisher, create_node
 from hardware.ros.convert import (
     camera_info_msg,
     float_array,
-    from_stamp,
     image_msg,
     joint_state_msg,
     pose_array,
@@ -34,7 +33,6 @@ from hardware.ros.msgs import (
     String,
     TwistStamped,
 )
-from hardware.ros.node import split_ros_args
 from hardware.ros_robot import RosRobot, RosRobotConfig
 from hardware.topics import ArmTopics
 from robot.core.errors import ConfigError
@@ -109,7 +107,6 @@ class SimNode:
                                          n.create_publisher(CameraInfo, info_topic, DEFAULT),
                                          camera_info_msg(cam.height, cam.width, fovy, frame_id=cam.name))
         self.pub_clock: Publisher[Clock] = n.create_publisher(Clock, t.clock, CLOCK)
-        self.pub_ack: Publisher[String] = n.create_publisher(String, t.reset_done, LATCHED)
         self.pub_stats: Publisher[String] = n.create_publisher(String, "~/stats", LATCHED)
         self.pub_spec: Publisher[String] = n.create_publisher(String, "~/spec", LATCHED)
         self.subs = {
@@ -117,15 +114,14 @@ class SimNode:
             "pose": n.create_subscription(PoseStamped, t.pose_command, self._on_pose),
             "joints": n.create_subscription(Float64MultiArray, t.joint_command, self._on_joints),
             "gripper": n.create_subscription(Float64MultiArray, t.gripper_command, self._on_gripper),
-            "reset": n.create_subscription(String, t.reset, self._on_reset),
         }
+        self.resets = SimResets(n, robot, self.task, on_home=self._forget_commands, on_done=self._restart)
+        self.subs["reset"] = self.resets.subscription
         self._twist: np.ndarray | None = None
         self._target_pose: np.ndarray | None = None
         self._sag = np.zeros(3)
         self._joint_target: np.ndarray | None = None
         self._grip = 0.0
-        self._offset = 0.0  # node clock = offset + data.time: never goes back across resets
-        self._last_reset: tuple[int, float] | None = None
         self.ticks = 0
         self.idle_ticks = 0
         self.robot.connect()
@@ -139,7 +135,7 @@ class SimNode:
     # -- clock ---------------------------------------------------------------------------------------------------
     def sim_time(self) -> float:
         """Node clock (s): simulated time since the node started, strictly increasing across resets."""
-        return self._offset + float(self.data.time)
+        return self.resets.sim_time()
 
     # -- commands in ---------------------------------------------------------------------------------------------
     @staticmethod
@@ -180,37 +176,17 @@ class SimNode:
             raise ValueError(f"expected one gripper closure value, got {g.size}")
         self._grip = float(np.clip(g[0], 0.0, 1.0))
 
-    def _on_reset(self, msg: String) -> None:
-        req = json.loads(msg.data)
-        rid, kind = int(req["id"]), str(req["kind"])
-        if self._last_reset is not None and self._last_reset[0] == rid:  # a resend: answer again, do not redo
-            self._ack(rid, self._last_reset[1])
-            return
-        if kind not in ("robot", "task"):
-            raise ValueError(f"unknown reset kind {kind!r}; use 'robot' or 'task'")
-        # Every reset takes one physics step of node time: the states after it carry a stamp no earlier state
-        # has, which is how clients tell them apart (ROS time never goes back, unlike MuJoCo's data.time).
-        self._offset += self.robot.physics_dt
-        if kind == "robot":
-            self._offset = self.sim_time()
-            state = {"joint_pos": np.asarray(req["joint_pos"])} if "joint_pos" in req else None
-            self.robot.reset(state)
-            self._twist = self._target_pose = self._joint_target = None
-            self._sag = np.zeros(3)
-            self._grip = 0.0
-        else:
-            rng = np.random.Generator(np.random.PCG64())
-            rng.bit_generator.state = req["rng"]
-            self.task.reset(rng, self.robot)
-        self._obs = self.robot.observe()
-        stamp = from_stamp(to_stamp(self.sim_time()))  # exactly the (nanosecond) stamp the state carries
-        self._last_reset = (rid, stamp)
-        self.tick_timer.reset()  # a full control period before the first step after a reset
-        self.publish_state()
-        self._ack(rid, stamp)
+    def _forget_commands(self) -> None:
+        """After a robot reset: a command from before it must not move the robot."""
+        self._twist = self._target_pose = self._joint_target = None
+        self._sag = np.zeros(3)
+        self._grip = 0.0
 
-    def _ack(self, rid: int, stamp: float) -> None:
-        self.pub_ack.publish(String(json.dumps({"id": rid, "stamp": stamp})))
+    def _restart(self) -> None:
+        """After a reset: the new state goes out at once, then a full control period before the next step."""
+        self._obs = self.robot.observe()
+        self.tick_timer.reset()
+        self.publish_state()
 
     def _command(self) -> np.ndarray:
         grip = self._grip
@@ -297,22 +273,12 @@ def run(config: SimNodeConfig) -> None:
 
         run_g1(config)
         return
-    setup_logging()
-    node = SimNode(config)
-    signal.signal(signal.SIGINT, lambda *_: node.node.request_shutdown())
-    signal.signal(signal.SIGTERM, lambda *_: node.node.request_shutdown())
-    node.spin()
+    serve(lambda: SimNode(config))
 
 
 def main(argv: list[str] | None = None) -> None:
     """`python -m hardware.nodes.sim_node [flags] [--ros-args ...]` (what launch files and `realrl up` run)."""
-    import dataclasses
-
-    import tyro
-
-    own, ros = split_ros_args(sys.argv[1:] if argv is None else argv)
-    cfg = tyro.cli(SimNodeConfig, args=own, prog="sim_node")
-    run(dataclasses.replace(cfg, ros_args=tuple(ros)) if ros else cfg)
+    run_cli(SimNodeConfig, run, "sim_node", argv)
 
 
 # -- the client half: the same task over RosRobot ------------------------------------------------------------------

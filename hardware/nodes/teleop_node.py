@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import json
-import signal
-import sys
 import time
 from typing import Any
 
 import numpy as np
 
 from hardware.nodes.config import TeleopNodeConfig
-from hardware.ros import DEFAULT, Node, Publisher, create_node, setup_logging
+from hardware.nodes.entry import run_cli, serve
+from hardware.ros import DEFAULT, Node, Publisher, create_node
 from hardware.ros.convert import float_array_msg, header
 from hardware.ros.msgs import Float64MultiArray, String, Twist, TwistStamped, Vector3
-from hardware.ros.node import split_ros_args
 from hardware.teleop.base import ACTION_DIM, MOTION_DIMS
 from hardware.teleop.ros import EVENTS_TOPIC
 from hardware.topics import ArmTopics
@@ -98,22 +96,12 @@ class TeleopNode:
 
 def run(config: TeleopNodeConfig) -> None:
     """Entry point of `realrl node teleop`."""
-    setup_logging()
-    node = TeleopNode(config)
-    signal.signal(signal.SIGINT, lambda *_: node.node.request_shutdown())
-    signal.signal(signal.SIGTERM, lambda *_: node.node.request_shutdown())
-    node.spin()
+    serve(lambda: TeleopNode(config))
 
 
 def main(argv: list[str] | None = None) -> None:
     """`python -m hardware.nodes.teleop_node [flags] [--ros-args ...]`."""
-    import dataclasses
-
-    import tyro
-
-    own, ros = split_ros_args(sys.argv[1:] if argv is None else argv)
-    cfg = tyro.cli(TeleopNodeConfig, args=own, prog="teleop_node")
-    run(dataclasses.replace(cfg, ros_args=tuple(ros)) if ros else cfg)
+    run_cli(TeleopNodeConfig, run, "teleop_node", argv)
 
 
 if __name__ == "__main__":
