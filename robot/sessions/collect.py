@@ -148,12 +148,7 @@ def _make_env(cfg: TeleopCollectConfig) -> Any:
     from robot.env import RobotEnv
     from robot.sessions.envs import make_robot_env
 
-    ros = None
-    if cfg.robot == "ros":
-        from hardware.ros_robot import RosRobotConfig
-
-        ros = RosRobotConfig(namespace=cfg.namespace)
-    env = make_robot_env(cfg.env, cfg.robot, cameras=cfg.cameras, image_size=cfg.image_size, ros=ros)
+    env = make_robot_env(cfg.env, cfg.robot, cameras=cfg.cameras, image_size=cfg.image_size, namespace=cfg.namespace)
     base = env.unwrapped
     if not isinstance(base, RobotEnv):
         env.close()

@@ -194,14 +194,10 @@ class Deployment:
         from robot.sessions.envs import make_robot_env
 
         cfg = self.cfg
-        ros = None
-        if cfg.robot == "ros":
-            from hardware.ros_robot import RosRobotConfig
-
-            ros = RosRobotConfig(namespace=cfg.namespace, watchdog_s=cfg.watchdog_s, node_name="realrl_deploy")
         size = meta.get("image_size") or (84, 84)
         env = make_robot_env(self.env_id, cfg.robot, cameras=tuple(meta.get("cameras") or ()),
-                             image_size=(int(size[0]), int(size[1])), control_hz=cfg.control_hz, ros=ros)
+                             image_size=(int(size[0]), int(size[1])), control_hz=cfg.control_hz,
+                             namespace=cfg.namespace, watchdog_s=cfg.watchdog_s, node_name="realrl_deploy")
         if cfg.obs_latency_s or cfg.action_latency_s:
             from robot.sessions.perturb import Perturb, Perturbation
 

@@ -89,19 +89,30 @@ def describe(env_id: str) -> EnvInfo:
 
 
 def make_robot_env(env_id: str, robot: str = "sim", *, cameras: tuple[str, ...] = (),
-                   image_size: int | tuple[int, int] = 84, control_hz: float = 0.0,
-                   ros: Any = None) -> gym.Env[Any, Any]:
-    """A realrl task on the robot a session runs: `sim` (MuJoCo in this process) or `ros` (a robot node over ROS 2,
-    `ros` being its RosRobotConfig); TimeLimit'ed as gym.make does, the same observations either way."""
+                   image_size: int | tuple[int, int] = 84, control_hz: float = 0.0, namespace: str = "",
+                   watchdog_s: float = 0.5, node_name: str = "") -> gym.Env[Any, Any]:
+    """A realrl task on the robot a session runs: `sim` (MuJoCo in this process) or `ros` (its robot node over
+    ROS 2: the sim node for the Franka tasks, the humanoid node for the G1 tasks, each with the task mirrored on a
+    local shadow scene); TimeLimit'ed as gym.make does, the same observations either way."""
     if robot not in ("sim", "ros"):
         raise ConfigError(f"robot must be 'sim' or 'ros', got {robot!r}")
     if robot == "ros":
+        link: dict[str, Any] = {"namespace": namespace, "watchdog_s": watchdog_s,
+                                **({"node_name": node_name} if node_name else {})}
+        if env_id.startswith("realrl/G1"):
+            from hardware.humanoid_robot import HumanoidRobotConfig
+            from hardware.nodes.g1_remote import RemoteG1EnvConfig, make_remote_g1_env
+
+            if cameras:
+                raise ConfigError("the humanoid node carries no cameras yet: G1 policies over ROS are state-only")
+            return make_remote_g1_env(RemoteG1EnvConfig(env_id, control_hz=control_hz,
+                                                        robot=HumanoidRobotConfig(**link)))
         from hardware.nodes.sim_node import RemoteEnvConfig, make_remote_env
         from hardware.ros_robot import RosRobotConfig
 
         size = image_size if isinstance(image_size, int) else int(image_size[0])
         return make_remote_env(RemoteEnvConfig(env_id, cameras=tuple(cameras), image_size=size,
-                                               control_hz=control_hz, robot=ros or RosRobotConfig()))
+                                               control_hz=control_hz, robot=RosRobotConfig(**link)))
     kw: dict[str, Any] = {"cameras": tuple(cameras), "image_size": image_size} if cameras else {}
     if control_hz:
         kw["control_hz"] = control_hz
