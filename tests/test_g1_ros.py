@@ -380,7 +380,8 @@ def test_sim_posing_as_g1_drops_bad_lowcmds_then_homing_and_a_bad_state_crc(tmp_
         np.testing.assert_allclose(obs["state/joint_pos"][:7], home, atol=0.05)  # the left arm
         np.testing.assert_allclose(obs["state/joint_pos"][7:14], np.array(home) * [1, -1, -1, 1, -1, 1, -1], atol=0.05)
         assert abs(obs["state/joint_pos"][15] + 0.7) < 0.05  # left thumb_1 back: the hand is open
-        assert elbow() == pytest.approx(home[3], abs=0.05)
+        # the wire listener may still be a few states behind the client on a loaded machine
+        assert wait_for(lambda: elbow() == pytest.approx(home[3], abs=0.05), 2), elbow()
         homing = wire.commands_since(t_home)
         check_on_the_wire(homing)
         q = np.array([[x.q for x in m.motor_cmd[:29]] for m in homing])
