@@ -101,6 +101,10 @@ class EvalConfig:
     """Progress bar."""
     json_out: Path | None = None
     """Also write the metrics as JSON here."""
+    randomize: Literal["none", "light", "medium", "heavy"] = "none"
+    """Sim-to-real check: evaluate nominal and then each perturbation family (object mass/friction/size, actuator
+    gains, observation noise, observation and action latency, dropped camera frames) at this strength, on the same
+    seeds, and report success per family."""
 
 
 def _policy_dir(path: Path) -> Path:
@@ -230,6 +234,16 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
     if not env_id:
         raise ConfigError("the policy does not record its env; pass --env")
     kwargs = _env_kwargs(policy.meta) if env_id.startswith("realrl/") else {}
+    if cfg.randomize != "none":
+        from robot.sessions.evaluate import evaluate_perturbed
+
+        rows = evaluate_perturbed(policy, env_id, cfg.episodes, cfg.randomize, seed=cfg.seed, env_kwargs=kwargs,
+                                  progress=cfg.progress)
+        out_rows = {"policy": str(cfg.policy), "algo": policy.name, "nfe": policy.nfe, "randomize": cfg.randomize,
+                    "families": rows}
+        if cfg.json_out:
+            cfg.json_out.write_text(json.dumps(out_rows, indent=1))
+        return out_rows
     res = evaluate_policy(policy, env_id, cfg.episodes, seed=cfg.seed, env_kwargs=kwargs, progress=cfg.progress)
     out = {"policy": str(cfg.policy), "algo": policy.name, "nfe": policy.nfe, **res.as_dict()}
     if cfg.json_out:
