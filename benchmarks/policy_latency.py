@@ -28,8 +28,9 @@ from policies.heads import make_head
 from policies.io import load_policy
 from policies.normalize import Normalizer
 
-# FrankaLift state observation as trained by `realrl train base` (cube, ee pose, gripper, joint positions).
-STATE = {"state/cube_pose": 7, "state/ee_pose": 7, "state/gripper": 1, "state/joint_pos": 8}
+# FrankaLift state observation as trained by `realrl train base` (cube pose, cube minus TCP, ee pose, gripper,
+# joint positions), so trained Lift checkpoints can be timed on the same observation (--checkpoint).
+STATE = {"state/cube_pose": 7, "state/cube_rel": 3, "state/ee_pose": 7, "state/gripper": 1, "state/joint_pos": 8}
 
 
 def _stats() -> dict[str, dict[str, np.ndarray]]:

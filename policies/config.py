@@ -134,12 +134,44 @@ class ConsistencyConfig:
 
 @dataclass(frozen=True)
 class MeanFlowConfig:
-    """One-step head trained with the MeanFlow average-velocity identity (torch.func.jvp)."""
+    """One-step head trained with the MeanFlow average-velocity identity (torch.func.jvp).
+
+    Times: t and r are drawn from their own logit-normals and swapped where r > t (MeanFlow draws both from
+    one logit-normal; equal means and stds here give exactly that), and a fraction of the batch has r = t
+    (plain flow matching).
+    """
 
     r_equals_t_fraction: float = 0.25
-    """Fraction of samples with r = t (plain flow matching), as in MeanFlow."""
+    """Fraction of samples with r = t (plain flow matching)."""
+    t_mean: float = -0.4
+    """Mean of the logit-normal that t is drawn from."""
+    t_std: float = 1.0
+    """Standard deviation of that logit-normal."""
+    r_mean: float = -0.4
+    """Mean of the logit-normal that r is drawn from."""
+    r_std: float = 1.0
+    """Standard deviation of that logit-normal."""
+    adaptive_power: float = 1.0
+    """p of the per-sample loss weight 1 / (squared error + adaptive_eps)^p (no gradient); 0: plain MSE."""
+    adaptive_eps: float = 1e-3
+    """c of the adaptive weight (keeps it finite at zero error)."""
+    x_prediction: bool = True
+    """The network predicts the clean chunk D and u = (z - D) / max(t, x_prediction_t_min) (x-prediction): on
+    straight teacher paths D is the chunk at every (r, t), and the one-step chunk D(noise, 0, 1) needs no copy of
+    the noise through the network, which a velocity output u = noise - chunk does."""
+    x_prediction_t_min: float = 0.05
+    """Floor on t in the x-prediction division (keeps u and its time derivative bounded near the data)."""
     net: Net | None = None
     """Student network (gets a second time input); None copies the teacher's architecture."""
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.r_equals_t_fraction <= 1.0:
+            raise ConfigError(f"r_equals_t_fraction must be in [0, 1], got {self.r_equals_t_fraction}")
+        if min(self.t_std, self.r_std) <= 0 or self.adaptive_power < 0 or self.adaptive_eps <= 0:
+            raise ConfigError(
+                f"need t_std, r_std > 0, adaptive_power >= 0, adaptive_eps > 0; got {self.t_std}, {self.r_std}, "
+                f"{self.adaptive_power}, {self.adaptive_eps}"
+            )
 
 
 @dataclass(frozen=True)
@@ -162,6 +194,9 @@ ALGO_NAMES: dict[type, str] = {
     MipHeadConfig: "mip_head",
 }
 _NETS: dict[str, type] = {"unet": UnetNet, "mlp": MlpNet}
+_BEFORE_FIELD: dict[type, dict[str, Any]] = {MeanFlowConfig: {"x_prediction": False}}
+"""Fields whose default differs from the behaviour before they existed: a checkpoint written without the field
+gets the old behaviour (MeanFlow heads were velocity-output until x_prediction was added)."""
 
 
 def to_json(obj: Any) -> Any:
@@ -177,7 +212,7 @@ def to_json(obj: Any) -> Any:
 
 
 def _build(cls: type, d: dict[str, Any]) -> Any:
-    kwargs: dict[str, Any] = {}
+    kwargs: dict[str, Any] = {k: v for k, v in _BEFORE_FIELD.get(cls, {}).items() if k not in d}
     names = {f.name: f for f in dataclasses.fields(cls)}
     unknown = set(d) - set(names) - {"kind"}
     if unknown:

@@ -71,6 +71,26 @@ MEANFLOW_TIME_SCALE = 1.0
 the sinusoidal time embedding makes du/dt ~1000x larger, which diverges in training."""
 
 
+def meanflow_times(b: int, cfg: MeanFlowConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """(r, t), each (B,), 0 < r <= t < 1: logit-normal draws swapped where r > t; r = t for a fraction."""
+    t = torch.sigmoid(cfg.t_mean + cfg.t_std * torch.randn(b))  # (B,)
+    r = torch.sigmoid(cfg.r_mean + cfg.r_std * torch.randn(b))  # (B,)
+    t, r = torch.maximum(t, r), torch.minimum(t, r)
+    same = torch.rand(b) < cfg.r_equals_t_fraction
+    return torch.where(same, t, r), t
+
+
+def adaptive_mse(
+    pred: torch.Tensor, target: torch.Tensor, power: float, eps: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(loss, plain MSE) for (B, ...) tensors: per-sample squared error e weighted by (e + eps)^-power, no
+    gradient through the weight (MeanFlow's adaptive loss; power 1 makes it scale-free, so a few samples with
+    large jvp targets do not dominate the batch)."""
+    err = (pred - target).pow(2).flatten(1).mean(1)  # (B,)
+    weight = (err.detach() + eps).pow(-power)  # (B,)
+    return (weight * err).mean(), err.detach().mean()
+
+
 @POLICIES.register("meanflow")
 class MeanFlowHead(ChunkPolicy):
     """Average velocity u(z_t, r, t) with u = v - (t - r) du/dt; one step x = z_1 - u(z_1, 0, 1).
@@ -88,34 +108,38 @@ class MeanFlowHead(ChunkPolicy):
         return 1
 
     def loss(self, batch: Batch, model: ChunkModel | None = None) -> tuple[torch.Tensor, dict[str, float]]:
-        """MeanFlow identity with du/dt from torch.func.jvp along (v, 0, 1)."""
+        """MeanFlow identity with du/dt from torch.func.jvp along (v, 0, 1), adaptively weighted."""
         m = model or self.model
         cond = m.condition(batch)
         x, eps = batch["teacher"], batch["noise"]  # (B, H, Da)
-        b = x.shape[0]
-        t = torch.rand(b)
-        r = torch.rand(b) * t
-        same = torch.rand(b) < self.algo.r_equals_t_fraction
-        r = torch.where(same, t, r)
-        z = (1.0 - t)[:, None, None] * x + t[:, None, None] * eps
-        v = eps - x
+        r, t = meanflow_times(x.shape[0], self.algo)  # (B,) each
+        z = (1.0 - t)[:, None, None] * x + t[:, None, None] * eps  # (B, H, Da)
+        v = eps - x  # (B, H, Da): the teacher's coupling is deterministic, so this is the exact velocity
 
         def u_fn(z_: torch.Tensor, r_: torch.Tensor, t_: torch.Tensor) -> torch.Tensor:
-            return m(z_, t_ * MEANFLOW_TIME_SCALE, cond, r_ * MEANFLOW_TIME_SCALE)
+            return self.velocity(m, z_, r_, t_, cond)
 
         out = torch.func.jvp(u_fn, (z, r, t), (v, torch.zeros_like(r), torch.ones_like(t)))
-        u, dudt = out[0], out[1]
-        u_tgt = (v - (t - r)[:, None, None] * dudt).detach()
-        loss = F.mse_loss(u, u_tgt)
-        return loss, {"loss": float(loss.detach())}
+        u, dudt = out[0], out[1]  # (B, H, Da) each
+        u_tgt = (v - (t - r)[:, None, None] * dudt).detach()  # (B, H, Da)
+        loss, mse = adaptive_mse(u, u_tgt, self.algo.adaptive_power, self.algo.adaptive_eps)
+        return loss, {"loss": float(loss.detach()), "mse": float(mse)}
+
+    def velocity(
+        self, m: ChunkModel, z: torch.Tensor, r: torch.Tensor, t: torch.Tensor, cond: torch.Tensor
+    ) -> torch.Tensor:
+        """Average velocity u(z, r, t): (B, H, Da), from the network's velocity or (x_prediction) chunk."""
+        out = m(z, t * MEANFLOW_TIME_SCALE, cond, r * MEANFLOW_TIME_SCALE)
+        if not self.algo.x_prediction:
+            return out
+        return (z - out) / t.clamp(min=self.algo.x_prediction_t_min)[:, None, None]
 
     def sample_normalized(
         self, cond: torch.Tensor, noise: torch.Tensor, model: ChunkModel | None = None
     ) -> torch.Tensor:
-        """x0 = z1 - u(z1, r=0, t=1)."""
-        m = model or self.model
+        """x0 = z1 - u(z1, r=0, t=1): one call."""
         b = noise.shape[0]
-        return noise - m(noise, torch.full((b,), MEANFLOW_TIME_SCALE), cond, torch.zeros(b))
+        return noise - self.velocity(model or self.model, noise, torch.zeros(b), torch.ones(b), cond)
 
 
 @POLICIES.register("mip_head")

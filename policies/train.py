@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -20,6 +20,16 @@ from policies.checkpoint import load_checkpoint, save_checkpoint
 from policies.chunk_policy import Batch, ChunkModel, ChunkPolicy
 from policies.io import save_policy
 from robot.core.errors import CheckpointError, ConfigError
+
+
+@runtime_checkable
+class BatchedDataset(Protocol):
+    """A dataset that hands out a collated batch for a (B,) index tensor in one call (in-memory data: one
+    gather instead of B item reads and a collate, which dominates a small network's step)."""
+
+    def batch(self, index: torch.Tensor) -> Batch:
+        """What default_collate of the items at `index` would give."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -186,6 +196,8 @@ class Trainer:
 
     def _batch(self) -> Batch:
         idx = torch.randint(0, self.n, (min(self.config.batch_size, self.n),), generator=self.gen)
+        if isinstance(self.train_set, BatchedDataset):
+            return self.train_set.batch(idx)
         out: Batch = default_collate([self.train_set[int(i)] for i in idx])
         return out
 

@@ -134,10 +134,15 @@ def test_ddim_flow_and_meanflow_samplers_recover_the_data_point_with_oracle_netw
     assert len(traj) == 11 and list(diff.scheduler.timesteps[:2]) == [99, 89]  # trailing spacing
     flow = base("flow")
     torch.testing.assert_close(flow.sample_normalized(None, noise, Oracle(x0, "v")), x0, atol=1e-4, rtol=0)
-    mf = make_head(base("flow"), MeanFlowConfig())
+    mf = make_head(base("flow"), MeanFlowConfig(x_prediction=False))
     assert isinstance(mf, MeanFlowHead)
     oracle = Oracle(x0, "v", scale=MEANFLOW_TIME_SCALE)
     torch.testing.assert_close(mf.sample_normalized(None, noise, oracle), x0, atol=1e-5, rtol=0)
+    xp = make_head(base("flow"), MeanFlowConfig())  # x-prediction: a perfect network outputs the data point
+    assert xp.algo.x_prediction
+    torch.testing.assert_close(xp.sample_normalized(None, noise, lambda *a: x0), x0, atol=1e-6, rtol=0)
+    z, r, t = (1 - 0.6) * x0 + 0.6 * noise, torch.full((B,), 0.2), torch.full((B,), 0.6)
+    torch.testing.assert_close(xp.velocity(lambda *a: x0, z, r, t, None), noise - x0)  # straight path: eps - x0
 
 
 def test_ddpm_add_noise_matches_the_closed_form() -> None:
@@ -147,15 +152,17 @@ def test_ddpm_add_noise_matches_the_closed_form() -> None:
     torch.testing.assert_close(p.train_scheduler.add_noise(x0, eps, t), ab.sqrt() * x0 + (1 - ab).sqrt() * eps)
 
 
-def test_meanflow_jvp_matches_finite_differences() -> None:
-    head = make_head(base("flow"), MeanFlowConfig(net=MlpNet(hidden=(32,))))
+@pytest.mark.parametrize("x_prediction", [False, True])
+def test_meanflow_jvp_matches_finite_differences(x_prediction: bool) -> None:
+    head = make_head(base("flow"), MeanFlowConfig(net=MlpNet(hidden=(32,)), x_prediction=x_prediction))
+    assert isinstance(head, MeanFlowHead)
     m = head.model.double()  # float64: the time embedding has high frequencies, float32 differences are too noisy
     cond = m.condition({k: v.double() for k, v in batch().items()})
     z, v = torch.randn(B, 8, 7, dtype=torch.float64), torch.randn(B, 8, 7, dtype=torch.float64)
     r, t = torch.rand(B, dtype=torch.float64) * 0.3, 0.5 + torch.rand(B, dtype=torch.float64) * 0.4
 
     def u(z_, r_, t_):
-        return m(z_, t_ * MEANFLOW_TIME_SCALE, cond, r_ * MEANFLOW_TIME_SCALE)
+        return head.velocity(m, z_, r_, t_, cond)  # what the loss differentiates, x-prediction division included
 
     _, dudt = torch.func.jvp(u, (z, r, t), (v, torch.zeros_like(r), torch.ones_like(t)))
     h = 1e-6
@@ -235,3 +242,99 @@ def test_act_replans_every_ta_steps() -> None:
         a = p.act(obs)
         assert a.shape == (7,) and np.all(np.abs(a) <= 1)
     assert len(calls) == 3 * p.nfe  # steps 0, 4, 8
+
+
+def test_meanflow_times_are_ordered_logit_normal_draws_with_a_share_of_r_equal_t() -> None:
+    from policies.heads import meanflow_times
+
+    torch.manual_seed(0)
+    r, t = meanflow_times(20000, MeanFlowConfig(r_equals_t_fraction=0.25))
+    assert r.shape == t.shape == (20000,)
+    assert bool(((r > 0) & (r <= t) & (t < 1)).all())
+    assert abs(float((r == t).float().mean()) - 0.25) < 0.02
+    # logit(t) is the larger of two N(-0.4, 1) draws: E[max] = mu + sigma / sqrt(pi)
+    assert abs(float(torch.logit(t).mean()) - (-0.4 + 1 / np.sqrt(np.pi))) < 0.03
+    r, t = meanflow_times(20000, MeanFlowConfig(r_equals_t_fraction=0.0, t_mean=2.0, r_mean=-2.0, t_std=0.5,
+                                                r_std=0.5))
+    assert abs(float(torch.logit(t).mean()) - 2.0) < 0.02 and abs(float(torch.logit(r).mean()) + 2.0) < 0.02
+    with pytest.raises(Exception, match="r_equals_t_fraction"):
+        MeanFlowConfig(r_equals_t_fraction=1.5)
+
+
+def test_adaptive_mse_is_plain_mse_at_power_0_and_scale_free_at_power_1() -> None:
+    from policies.heads import adaptive_mse
+
+    pred = torch.randn(B, 8, 7, requires_grad=True)
+    target = torch.randn(B, 8, 7)
+    loss, mse = adaptive_mse(pred, target, 0.0, 1e-3)
+    torch.testing.assert_close(loss, torch.nn.functional.mse_loss(pred, target))
+    torch.testing.assert_close(mse, loss.detach())
+    # power 1: every sample contributes e / (e + eps) ~ 1 whatever its scale, and its gradient is that of e
+    # times the frozen weight 1 / (e + eps).
+    loss1, _ = adaptive_mse(pred, target, 1.0, 1e-6)
+    assert abs(float(loss1.detach()) - 1.0) < 1e-3
+    loss1.backward()
+    err = (pred.detach() - target).pow(2).flatten(1).mean(1)
+    expected = 2 * (pred.detach() - target) / (err[:, None, None] + 1e-6) / (B * 8 * 7)
+    torch.testing.assert_close(pred.grad, expected)
+
+
+def test_meanflow_loss_reports_plain_mse_and_uses_the_config_times(monkeypatch: pytest.MonkeyPatch) -> None:
+    import policies.heads as heads
+
+    head = make_head(base("diffusion"), MeanFlowConfig(net=MlpNet(hidden=(32,)), adaptive_power=0.0))
+    seen = []
+
+    def fixed(b: int, cfg: MeanFlowConfig) -> tuple[torch.Tensor, torch.Tensor]:
+        seen.append(cfg)
+        return torch.zeros(b), torch.ones(b)  # (r, t) = (0, 1): u_tgt = v - du/dt at the sampling point
+
+    monkeypatch.setattr(heads, "meanflow_times", fixed)
+    _, metrics = head.loss(head_batch())
+    assert seen == [head.algo] and metrics["mse"] == pytest.approx(metrics["loss"])
+
+
+def test_teacher_targets_keep_observation_keys_and_are_reused_only_for_the_same_setup(tmp_path: Path) -> None:
+    from policies.distill import TeacherTargets
+
+    teacher = base("diffusion")
+    b = batch()
+    windows = [{k: v[i] for k, v in b.items()} | {"extra": torch.zeros(1)} for i in range(B)]
+    first = TeacherTargets(teacher, windows, per_window=3, progress=False, cache=tmp_path / "t")
+    assert len(first) == 3 * B and set(first[4]) == {"state/ee_pose", "state/gripper", "noise", "teacher"}
+    cond = teacher.model.condition({k: v[1:2] for k, v in b.items()})
+    with torch.inference_mode():
+        want = teacher.sample_normalized(cond, first.noise[4:5])[0]
+    torch.testing.assert_close(first[4]["teacher"], want, atol=1e-4, rtol=1e-4)  # batched vs single sums
+    teacher.sample_normalized = None  # type: ignore[assignment,method-assign]  # a cache hit never samples
+    again = TeacherTargets(teacher, windows, per_window=3, progress=False, cache=tmp_path / "t")
+    assert torch.equal(again.teacher, first.teacher) and torch.equal(again.noise, first.noise)
+    del teacher.sample_normalized
+    other = TeacherTargets(teacher, windows[:-1], per_window=3, progress=False, cache=tmp_path / "t")
+    assert len(other) == 3 * (B - 1)  # other windows: recomputed and stored in place of the old set
+    lcm = TeacherTargets(teacher, windows, per_window=1, trajectories=True, progress=False, cache=tmp_path / "t")
+    again = TeacherTargets(teacher, windows, per_window=1, trajectories=True, progress=False, cache=tmp_path / "t")
+    assert lcm.trajectory is not None and again.trajectory is not None and torch.equal(lcm.trajectory, again.trajectory)
+    assert again[0]["trajectory"].shape == (11, 8, 7)
+    idx = torch.tensor([5, 0, 5, 2])  # the trainer's one-gather batch is the collate of the items
+    whole, items = again.batch(idx), torch.utils.data.default_collate([again[int(i)] for i in idx])
+    assert whole.keys() == items.keys() and all(torch.equal(whole[k], items[k]) for k in whole)
+    with pytest.raises(Exception, match="per_window"):
+        TeacherTargets(teacher, windows, per_window=0)
+    with pytest.raises(Exception, match="DDIM"):
+        TeacherTargets(base("flow"), windows, trajectories=True)
+
+
+def test_meanflow_checkpoints_from_before_x_prediction_load_as_velocity_heads(tmp_path: Path) -> None:
+    import json
+
+    from policies.config import algo_from_json
+
+    assert algo_from_json("meanflow", {"r_equals_t_fraction": 0.25, "net": None}).x_prediction is False
+    head = make_head(base("diffusion"), MeanFlowConfig(net=MlpNet(hidden=(32,))))
+    save_policy(head, tmp_path / "h")
+    assert load_policy(tmp_path / "h").algo.x_prediction is True
+    cfg = json.loads((tmp_path / "h" / "config.json").read_text())
+    del cfg["algo_config"]["x_prediction"]
+    (tmp_path / "h" / "config.json").write_text(json.dumps(cfg))
+    assert load_policy(tmp_path / "h").algo.x_prediction is False

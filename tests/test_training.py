@@ -82,8 +82,21 @@ def test_image_policy_and_head_train_and_evaluate_end_to_end(tmp_path: Path) -> 
     assert base.obs_cfg.image_keys == ("image/front",) and base.obs_cfg.image_shape == (32, 32)
     r = realrl("train", "head", "--teacher", str(tmp_path / "base"), "--out", str(tmp_path / "head"), "--steps", "3",
                "--batch-size", "8", "--eval-episodes", "1", "--mlp-hidden", "32", "--per-window", "1",
-               "--no-progress")
+               "--rollout-episodes", "1", "--rollout-noise", "0.1", "--no-progress")
     assert r.returncode == 0, r.stderr
+    rollouts = EpisodeStore.open(tmp_path / "head" / "rollouts.zarr")
+    assert len(rollouts) == 1 and rollouts.episode_meta(0)["source"] == "policy"
+    assert "image/front" in rollouts.keys and (tmp_path / "head" / "targets" / "model.safetensors").exists()
+    # A DAgger round: the head's own rollouts plus the teacher's earlier ones, all labelled by the teacher.
+    r = realrl("train", "head", "--teacher", str(tmp_path / "base"), "--out", str(tmp_path / "dagger"), "--kind",
+               "meanflow", "--steps", "2", "--batch-size", "8", "--eval-episodes", "1", "--mlp-hidden", "32",
+               "--per-window", "1", "--rollout-policy", str(tmp_path / "head"), "--rollout-episodes", "1",
+               "--extra-states", str(tmp_path / "head" / "rollouts.zarr"), "--no-progress")
+    assert r.returncode == 0, r.stderr
+    dagger = EpisodeStore.open(tmp_path / "dagger" / "rollouts.zarr")
+    assert dagger.episode_meta(0)["meta"]["policy"] == str((tmp_path / "head").resolve())
+    cfg = json.loads((tmp_path / "dagger" / "config.json").read_text())
+    assert cfg["extra_states"] == [str(tmp_path / "head" / "rollouts.zarr")]
     r = realrl("eval", "--policy", str(tmp_path / "head"), "--episodes", "1", "--json-out", str(tmp_path / "e.json"),
                "--no-progress")
     assert r.returncode == 0, r.stderr
@@ -93,3 +106,44 @@ def test_image_policy_and_head_train_and_evaluate_end_to_end(tmp_path: Path) -> 
     # Evaluating on an env with another observation layout is refused with a clear message, not a crash.
     r = realrl("eval", "--policy", str(tmp_path / "head"), "--env", "FetchReach-v4", "--episodes", "1")
     assert r.returncode == 2 and "FetchReach-v4" in r.stderr and "Traceback" not in r.stderr
+
+
+class Hold:
+    """A policy that always sends the same action (enough to drive the rollout recorder)."""
+
+    def __init__(self) -> None:
+        self.resets = 0
+
+    def reset(self) -> None:
+        self.resets += 1
+
+    def act(self, obs: dict) -> np.ndarray:
+        return np.zeros(7, np.float32)
+
+
+def test_rollouts_record_the_states_a_policy_visits(tmp_path: Path) -> None:
+    from robot.sessions.rollouts import record_rollouts
+
+    policy = Hold()
+    res = record_rollouts(policy, "realrl/FrankaLift-v0", tmp_path / "r.zarr", 2, seed=5, action_noise=0.2,
+                          keys=("state/ee_pose", "state/gripper"), meta={"policy": "hold"})
+    store = EpisodeStore.open(tmp_path / "r.zarr")
+    assert policy.resets == 2 and len(store) == 2 and res["steps"] == store.n_steps and res["success"] == 0.0
+    assert set(store.keys) == {"state/ee_pose", "state/gripper", "action", "reward"}
+    assert store.episode_meta(1)["meta"] == {"policy": "hold", "seed": 6, "action_noise": 0.2}
+    actions = store.episode(0)["action"]
+    assert actions.std() > 0.1 and np.abs(actions).max() <= 1.0  # the noise was executed (and clipped)
+    ee = store.episode(0)["state/ee_pose"]
+    assert np.abs(ee[-1, :3] - ee[0, :3]).max() > 1e-3  # the states move with the executed noise
+
+
+def test_head_sampling_defaults_depend_on_the_kind() -> None:
+    from robot.sessions.train import TrainHeadConfig
+
+    def cfg(**kw: object) -> TrainHeadConfig:
+        return TrainHeadConfig(teacher=Path("t"), out=Path("o"), **kw)  # type: ignore[arg-type]
+
+    assert cfg(kind="consistency").sampling() == cfg(kind="meanflow").sampling() == (16, 100)
+    assert cfg(kind="mip").sampling() == (2, 0)
+    assert cfg(kind="meanflow", per_window=4, rollout_episodes=0).sampling() == (4, 0)
+    assert cfg().steps == 6000

@@ -77,10 +77,37 @@ class TrainHeadConfig(RunBudget):
     """MLP student widths."""
     lcm_weight: float = 0.0
     """Consistency head: weight of the LCM boundary-condition loss."""
-    per_window: int = 2
-    """Teacher samples (noises) per training window."""
+    per_window: int | None = None
+    """Teacher samples (noises) per training window; default 16 for consistency and MeanFlow (a map from noise to
+    chunk needs many noises per state), 2 for MIP (deterministic: it regresses onto their mean)."""
+    rollout_episodes: int | None = None
+    """Episodes of the rollout policy (default: the teacher) whose visited states join the demo states, labelled
+    with the teacher's chunks (seeds from 5000, apart from demo and evaluation seeds; 0: demo states only);
+    default 100 for consistency and MeanFlow, 0 for MIP."""
+    rollout_noise: float = 0.0
+    """Gaussian noise (std, normalized units) on the rollout policy's executed actions: spreads the states."""
+    rollout_policy: Path | None = None
+    """Policy (run directory or checkpoint) to roll out instead of the teacher: a head, for a DAgger round."""
+    rollout_store: Path | None = None
+    """Episode store of the rollouts, reused when it holds as many episodes of the same policy and noise (share
+    one between head runs); default: <out>/rollouts.zarr."""
+    extra_states: tuple[Path, ...] = ()
+    """More episode stores whose states join the distillation set, labelled by the teacher like the rollouts
+    (e.g. an earlier head run's rollouts.zarr, so a DAgger round keeps the teacher's states as well)."""
+    targets: Path | None = None
+    """Directory of precomputed teacher targets, reused when made for the same teacher, windows and options
+    (share one between head runs); default: <out>/targets."""
+    steps: int = field(default=6000, kw_only=True)
+    """Gradient steps (an MLP student step is cheap)."""
     batch_size: int = field(default=256, kw_only=True)
     """Batch size (the MLP student is cheap: larger batches)."""
+
+    def sampling(self) -> tuple[int, int]:
+        """(per_window, rollout_episodes) with the per-kind defaults filled in."""
+        one_step = self.kind in ("consistency", "meanflow")
+        per_window = self.per_window if self.per_window is not None else (16 if one_step else 2)
+        rollouts = self.rollout_episodes if self.rollout_episodes is not None else (100 if one_step else 0)
+        return per_window, rollouts
 
 
 @dataclass(frozen=True)
@@ -181,8 +208,36 @@ def train_base(cfg: TrainBaseConfig) -> dict[str, Any]:
     return result
 
 
+def _rollout_windows(cfg: TrainHeadConfig, teacher: Any, wcfg: Any, episodes: int) -> Any:
+    """Windows over the rollout policy's own episodes (recorded once into the rollout store, then reused)."""
+    from data import EpisodeStore
+    from data.dataset import WindowDataset
+    from policies.io import load_policy
+    from robot.sessions.rollouts import record_rollouts
+
+    meta = teacher.meta
+    source = cfg.rollout_policy or cfg.teacher
+    path = cfg.rollout_store or Path(cfg.out) / "rollouts.zarr"
+    want = {"policy": str(Path(source).resolve()), "action_noise": cfg.rollout_noise}
+    if path.exists():
+        store = EpisodeStore.open(path, "r")
+        done = [{k: store.episode_meta(i)["meta"].get(k) for k in want} for i in range(len(store))]
+        if len(store) == episodes and all(d == want for d in done):
+            return WindowDataset(store, wcfg)
+        store.close()
+    policy = load_policy(_policy_dir(source)) if cfg.rollout_policy else teacher
+    res = record_rollouts(policy, meta["env_id"], path, episodes, action_noise=cfg.rollout_noise,
+                          keys=(*teacher.obs_cfg.state_keys, *teacher.obs_cfg.image_keys),
+                          env_kwargs=_env_kwargs(meta), progress=cfg.progress, meta={"policy": want["policy"]})
+    print(f"rollouts of {source}: {res['episodes']} episodes, {res['steps']} states, success {res['success']:.0%}")
+    return WindowDataset(EpisodeStore.open(path, "r"), wcfg)
+
+
 def train_head(cfg: TrainHeadConfig) -> dict[str, Any]:
-    """Distil the teacher into a one-step head with precomputed teacher targets."""
+    """Distil the teacher into a one-step head with precomputed teacher targets on demo (+ rollout) states."""
+    import torch
+    from torch.utils.data import ConcatDataset
+
     from data import EpisodeStore
     from data.dataset import WindowConfig, WindowDataset
     from policies.config import ConsistencyConfig, MeanFlowConfig, MipHeadConfig, MlpNet
@@ -191,6 +246,11 @@ def train_head(cfg: TrainHeadConfig) -> dict[str, Any]:
     from policies.io import load_policy
     from policies.train import TrainConfig, Trainer
 
+    torch.set_num_threads(cfg.threads)  # the teacher targets are computed before the trainer sets it
+    per_window, rollout_episodes = cfg.sampling()
+    if rollout_episodes < 0 or cfg.rollout_noise < 0:
+        raise ConfigError(f"rollout_episodes and rollout_noise must be >= 0, got {rollout_episodes}, "
+                          f"{cfg.rollout_noise}")
     teacher = load_policy(_policy_dir(cfg.teacher))
     meta = teacher.meta
     if "store" not in meta or not Path(meta["store"]).exists():
@@ -199,14 +259,25 @@ def train_head(cfg: TrainHeadConfig) -> dict[str, Any]:
     episodes = [i for i in range(len(store)) if store.episode_meta(i)["success"]] or list(range(len(store)))
     wcfg = WindowConfig(state_keys=teacher.obs_cfg.state_keys, image_keys=teacher.obs_cfg.image_keys,
                         n_obs_steps=teacher.chunk_cfg.n_obs_steps, horizon=teacher.chunk_cfg.horizon)
-    windows = WindowDataset(store, wcfg, episodes)
+    windows: Any = WindowDataset(store, wcfg, episodes)
+    Path(cfg.out).mkdir(parents=True, exist_ok=True)
+    extra = []
+    for path in cfg.extra_states:
+        more = EpisodeStore.open(path, "r")
+        if more.env_id != meta["env_id"]:
+            raise ConfigError(f"{path} holds episodes of {more.env_id!r}; the teacher acts in {meta['env_id']!r}")
+        extra.append(WindowDataset(more, wcfg))
+    if rollout_episodes:
+        extra.append(_rollout_windows(cfg, teacher, wcfg, rollout_episodes))
+    if extra:
+        windows = ConcatDataset([windows, *extra])
     student = MlpNet(hidden=cfg.mlp_hidden) if cfg.student == "mlp" else None
     algo: Any = {"consistency": ConsistencyConfig(lcm_weight=cfg.lcm_weight, net=student),
                  "meanflow": MeanFlowConfig(net=student), "mip": MipHeadConfig(net=student)}[cfg.kind]
     head = make_head(teacher, algo)
     head.meta["teacher"] = str(Path(cfg.teacher).resolve())
-    targets = TeacherTargets(teacher, windows, per_window=cfg.per_window, trajectories=cfg.lcm_weight > 0,
-                             seed=cfg.seed, progress=cfg.progress)
+    targets = TeacherTargets(teacher, windows, per_window=per_window, trajectories=cfg.lcm_weight > 0,
+                             seed=cfg.seed, progress=cfg.progress, cache=cfg.targets or Path(cfg.out) / "targets")
     tc = TrainConfig(steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr, eval_every=cfg.eval_every or cfg.steps,
                      checkpoint_every=max(1, min(500, cfg.steps)), seed=cfg.seed, threads=cfg.threads,
                      progress=cfg.progress, val_every=0)
@@ -252,7 +323,12 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
 
 
 def _jsonable(cfg: Any) -> dict[str, Any]:
-    return {k: (str(v) if isinstance(v, Path) else v) for k, v in cfg.__dict__.items()}
+    def plain(v: Any) -> Any:
+        if isinstance(v, Path):
+            return str(v)
+        return [plain(x) for x in v] if isinstance(v, tuple | list) else v
+
+    return {k: plain(v) for k, v in cfg.__dict__.items()}
 
 
 
