@@ -247,9 +247,11 @@ def test_policy_stack_adds_the_residual_every_step_from_that_steps_base_action()
             self.base = StepLabelPolicy()
             self.scale = 0.5
             self.seen: list[float] = []
+            self.steps: list[int] = []
 
-        def features(self, obs: dict[str, np.ndarray], base: np.ndarray) -> np.ndarray:
+        def features(self, obs: dict[str, np.ndarray], base: np.ndarray, step: int) -> np.ndarray:
             self.seen.append(float(base[0]))
+            self.steps.append(step)
             return np.asarray(base, np.float32)
 
         def residual(self, features: np.ndarray) -> np.ndarray:
@@ -261,3 +263,7 @@ def test_policy_stack_adds_the_residual_every_step_from_that_steps_base_action()
     # base k clipped to [-1, 1], then + 0.5 * (-1)
     assert [float(a[0]) for a in out if a is not None] == [-0.5, 0.5, 0.5]
     assert res.seen == [0.0, 1.0, 1.0] and len(stack.step_ms) == 3
+    assert res.steps == [0, 1, 2]  # the chunk phase a phase-feature residual reads
+    stack.reset()
+    stack.act(obs_at(0), now=0.0)
+    assert res.steps[-1] == 0

@@ -135,3 +135,22 @@ def test_learner_state_round_trip() -> None:
     np.testing.assert_array_equal(a.act(obs), b.act(obs))
     o = torch.as_tensor(obs)
     torch.testing.assert_close(a.critic(o, o[:, :2]), b.critic(o, o[:, :2]))
+
+
+def test_phase_features_one_hot_the_chunk_phase_and_survive_json() -> None:
+    from policies.residual.policy import Features
+    from robot.core.errors import ConfigError
+
+    states = {"state/a": np.arange(12, dtype=np.float32).reshape(6, 2)}
+    base = np.full((6, 3), 0.5, np.float32)
+    f = Features.fit(("state/a",), states, 3, phase_dim=4)
+    assert f.dim == 2 + 4 + 3 and Features.from_json(f.to_json()) == f
+    x = f.batch(states, base, np.arange(6))
+    np.testing.assert_array_equal(x[:, 2:6].argmax(1), [0, 1, 2, 3, 0, 1])  # step mod Ta
+    assert np.all(x[:, 2:6].sum(1) == 1) and np.all(x[:, -3:] == 0.5)  # the base action stays in the last Da
+    np.testing.assert_array_equal(f({"state/a": states["state/a"][5]}, base[5], 5), x[5])
+    with pytest.raises(ConfigError, match="episode steps"):
+        f.batch(states, base)
+    plain = Features.fit(("state/a",), states, 3)
+    old = {k: v for k, v in plain.to_json().items() if k != "phase_dim"}  # written before phase features existed
+    assert plain.dim == 5 and Features.from_json(old) == plain

@@ -23,6 +23,8 @@ class DemoSet:
     """(N, Da) recorded actions, clipped to [-1, 1]."""
     base_actions: np.ndarray
     """(N, Da) what the (reset) base policy outputs on each demo observation."""
+    steps: np.ndarray
+    """(N,) step index within its episode (the base's chunk phase is steps % Ta)."""
     ends: np.ndarray
     """(E,) exclusive end index of each episode."""
     success: np.ndarray
@@ -45,7 +47,7 @@ def load_demos(store: EpisodeStore, base: Policy, state_keys: tuple[str, ...], *
     if missing:
         raise ConfigError(f"{store.path} has no keys {missing}; stored keys: {list(store.keys)}")
     states: dict[str, list[np.ndarray]] = {k: [] for k in state_keys}
-    actions, base_actions, ends, success = [], [], [], []
+    actions, base_actions, steps, ends, success = [], [], [], [], []
     n = 0
     for j, i in enumerate(tqdm(eps, desc="relabel demos with the base", unit="ep", disable=not progress,
                                leave=False)):
@@ -62,17 +64,18 @@ def load_demos(store: EpisodeStore, base: Policy, state_keys: tuple[str, ...], *
             states[k].append(np.asarray(ep[k], np.float32).reshape(length, -1))
         actions.append(np.clip(ep["action"], -1.0, 1.0).astype(np.float32))
         base_actions.append(ba)
+        steps.append(np.arange(length))
         n += length
         ends.append(n)
         success.append(bool(store.episode_meta(i)["success"]))
     return DemoSet({k: np.concatenate(v) for k, v in states.items()}, np.concatenate(actions),
-                   np.concatenate(base_actions), np.asarray(ends), np.asarray(success))
+                   np.concatenate(base_actions), np.concatenate(steps), np.asarray(ends), np.asarray(success))
 
 
 def demo_replay(demos: DemoSet, features: Features, *, n_step: int, gamma: float, seed: int) -> ReplayBuffer:
     """A one-stream replay of the demo transitions with the sparse reward of the online env: 1 on the step
     that reached success (episode end, terminated), 0 elsewhere; unsuccessful episodes end truncated."""
-    feats = features.batch(demos.states, demos.base_actions)  # (N, D)
+    feats = features.batch(demos.states, demos.base_actions, demos.steps)  # (N, D)
     n = len(feats)
     buf = ReplayBuffer(n + 1, 1, features.dim, features.action_dim, n_step=n_step, gamma=gamma, seed=seed)
     start = 0

@@ -218,7 +218,8 @@ class ResidualLearner:
 
 
 def mix(online: Iterator[NStepBatch], demo: Iterator[NStepBatch] | None) -> Iterator[NStepBatch]:
-    """Concatenate equal halves of demo and online batches (RLPD symmetric sampling); online only without demos."""
+    """Concatenate an online and a demo batch into one (their sizes set the mix: equal halves is RLPD's symmetric
+    sampling); online only without demos."""
     while True:
         a = next(online)
         if demo is None:

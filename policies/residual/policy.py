@@ -25,8 +25,13 @@ RESIDUAL_DIR = "residual"
 class Features:
     """How an observation (+ the base action) becomes the residual actor's and critic's input vector.
 
-    Layout: standardized state keys in order, then the base action (already in [-1, 1]) in the last
-    `action_dim` columns, where the learner reads it to form clip(base + scale * residual).
+    Layout: standardized state keys in order, then (with `phase_dim` > 0) a one-hot of the base's chunk phase,
+    then the base action (already in [-1, 1]) in the last `action_dim` columns, where the learner reads it to
+    form clip(base + scale * residual).
+
+    The chunk phase is the episode step modulo the base's Ta (a chunked base plans at its reset and then every
+    Ta steps): the base's coming actions were fixed at the last plan, so two equal observations at different
+    phases face different futures, which the critic cannot tell apart without it.
     """
 
     state_keys: tuple[str, ...]
@@ -34,14 +39,21 @@ class Features:
     action_dim: int
     mean: tuple[float, ...]
     std: tuple[float, ...]
+    phase_dim: int = 0
+    """Base chunk length Ta whose phase is one-hot encoded (0: no phase input)."""
+
+    def __post_init__(self) -> None:
+        if self.phase_dim < 0:
+            raise ConfigError(f"phase_dim must be >= 0, got {self.phase_dim}")
 
     @property
     def dim(self) -> int:
         """Feature vector length."""
-        return sum(self.state_dims) + self.action_dim
+        return sum(self.state_dims) + self.phase_dim + self.action_dim
 
     @staticmethod
-    def fit(state_keys: tuple[str, ...], states: dict[str, np.ndarray], action_dim: int) -> Features:
+    def fit(state_keys: tuple[str, ...], states: dict[str, np.ndarray], action_dim: int,
+            phase_dim: int = 0) -> Features:
         """Standardization from data: states[k] is (N, d_k); std floored so constant dims stay finite."""
         missing = [k for k in state_keys if k not in states]
         if missing:
@@ -49,35 +61,45 @@ class Features:
         cols = np.concatenate([np.asarray(states[k], np.float64).reshape(len(states[k]), -1) for k in state_keys], 1)
         mean, std = cols.mean(0), np.maximum(cols.std(0), 1e-3)
         dims = tuple(int(np.asarray(states[k]).reshape(len(states[k]), -1).shape[1]) for k in state_keys)
-        return Features(state_keys, dims, action_dim, tuple(map(float, mean)), tuple(map(float, std)))
+        return Features(state_keys, dims, action_dim, tuple(map(float, mean)), tuple(map(float, std)), phase_dim)
 
-    def __call__(self, obs: Observation, base_action: np.ndarray) -> np.ndarray:
-        """(D,) float32 features of one observation."""
+    def __call__(self, obs: Observation, base_action: np.ndarray, step: int | None = None) -> np.ndarray:
+        """(D,) float32 features of one observation; `step` counts env steps since the base's reset."""
         try:
             states = {k: np.asarray(obs[k]).reshape(1, -1) for k in self.state_keys}
         except KeyError as e:
             raise CheckpointError(
                 f"observation has no key {e.args[0]!r}; the residual uses {list(self.state_keys)}"
             ) from None
-        return self.batch(states, np.asarray(base_action).reshape(1, -1))[0]
+        return self.batch(states, np.asarray(base_action).reshape(1, -1), None if step is None else np.array([step]))[0]
 
-    def batch(self, states: dict[str, np.ndarray], base_actions: np.ndarray) -> np.ndarray:
-        """(N, D) features from arrays of N steps (states[k]: (N, d_k), base_actions: (N, Da))."""
+    def batch(self, states: dict[str, np.ndarray], base_actions: np.ndarray,
+              steps: np.ndarray | None = None) -> np.ndarray:
+        """(N, D) features from arrays of N steps (states[k]: (N, d_k), base_actions: (N, Da), steps: (N,) env
+        steps since the base's reset, needed with phase_dim > 0)."""
         n = len(base_actions)
         cols = np.concatenate([np.asarray(states[k], np.float64).reshape(n, -1) for k in self.state_keys], 1)
         z = (cols - np.asarray(self.mean)) / np.asarray(self.std)
-        return np.concatenate([z, np.asarray(base_actions, np.float64)], 1).astype(np.float32)
+        parts = [z]
+        if self.phase_dim:
+            if steps is None:
+                raise ConfigError("these features encode the base's chunk phase: pass the episode steps")
+            parts.append(np.eye(self.phase_dim)[np.asarray(steps, np.int64).reshape(n) % self.phase_dim])
+        parts.append(np.asarray(base_actions, np.float64))
+        return np.concatenate(parts, 1).astype(np.float32)
 
     def to_json(self) -> dict[str, Any]:
         """JSON-safe form."""
         return {"state_keys": list(self.state_keys), "state_dims": list(self.state_dims),
-                "action_dim": self.action_dim, "mean": list(self.mean), "std": list(self.std)}
+                "action_dim": self.action_dim, "mean": list(self.mean), "std": list(self.std),
+                "phase_dim": self.phase_dim}
 
     @staticmethod
     def from_json(d: dict[str, Any]) -> Features:
         """Inverse of to_json."""
         return Features(tuple(d["state_keys"]), tuple(int(x) for x in d["state_dims"]), int(d["action_dim"]),
-                        tuple(float(x) for x in d["mean"]), tuple(float(x) for x in d["std"]))
+                        tuple(float(x) for x in d["mean"]), tuple(float(x) for x in d["std"]),
+                        int(d.get("phase_dim", 0)))
 
 
 class ZeroBase(Policy):
@@ -116,6 +138,8 @@ class ResidualPolicy(Policy):
         self.base, self.actor, self.features, self.scale, self.algo = base, actor.eval(), features, scale, algo
         self.meta: dict[str, Any] = dict(meta or getattr(base, "meta", {}))
         self.last_base_action = np.zeros(features.action_dim, np.float32)
+        self.step = 0
+        """Steps since reset (the base's chunk phase, when the features encode it)."""
 
     @property
     def name(self) -> str:
@@ -128,8 +152,9 @@ class ResidualPolicy(Policy):
         return int(getattr(self.base, "nfe", 0))
 
     def reset(self) -> None:
-        """Reset the base (its history and chunk queue)."""
+        """Reset the base (its history and chunk queue) and the step count."""
         self.base.reset()
+        self.step = 0
 
     def seed(self, seed: int) -> None:
         """Seed the base's sampling noise, if it samples."""
@@ -154,7 +179,8 @@ class ResidualPolicy(Policy):
         """Base action corrected by the residual, clipped to [-1, 1]."""
         base = np.clip(np.asarray(self.base.act(obs), np.float64), -1.0, 1.0).astype(np.float32)
         self.last_base_action = base
-        r = self.residual(self.features(obs, base))
+        r = self.residual(self.features(obs, base, self.step))
+        self.step += 1
         return np.clip(base + self.scale * r, -1.0, 1.0).astype(np.float32)
 
 

@@ -305,10 +305,13 @@ class PolicyStack:
         self.executor = ChunkExecutor(base, dt, config, increments)
         self.step_ms: deque[float] = deque(maxlen=2000)
         """In-loop policy time per step (ms): installing/planning inline plus the residual."""
+        self.steps = 0
+        """Actions sent since reset: the chunk phase for a residual whose features encode it."""
 
     def reset(self, seed: int | None = None) -> None:
         """Episode start (seeding the base's sampling noise, when it samples)."""
         self.executor.reset()
+        self.steps = 0
         fn = getattr(self.executor.policy, "seed", None)
         if fn is not None and seed is not None:
             fn(seed)
@@ -323,8 +326,9 @@ class PolicyStack:
         base = np.clip(np.asarray(base, np.float64), -1.0, 1.0).astype(np.float32)
         if self.residual is not None:
             present = self.executor.present if self.executor.present is not None else obs
-            r = self.residual.residual(self.residual.features(present, base))
+            r = self.residual.residual(self.residual.features(present, base, self.steps))
             base = np.clip(base + self.residual.scale * r, -1.0, 1.0).astype(np.float32)
+        self.steps += 1
         self.step_ms.append((time.perf_counter() - t0) * 1e3)
         return base
 

@@ -57,7 +57,9 @@ class TrainResidualConfig:
     utd: int | None = None
     """Critic updates per env step (default: the preset's)."""
     batch_size: int = 256
-    """Batch size (half demo, half online)."""
+    """Batch size (half demo, half online by default: see demo_fraction)."""
+    demo_fraction: float = 0.5
+    """Share of every batch drawn from the demo replay (RLPD symmetric sampling: 0.5; 0: online only)."""
     n_step: int = 3
     """n-step returns."""
     gamma: float = 0.99
@@ -68,6 +70,8 @@ class TrainResidualConfig:
     """Std of the warm-up residual noise (residual units)."""
     critic_warmup_steps: int = 2000
     """Env steps after the warm-up in which only the critics learn (the actor starts from a useful Q)."""
+    phase_features: bool = False
+    """Give the residual the base's chunk phase (episode step mod the base's Ta) as a one-hot input."""
     only_success_demos: bool = True
     """Use only successful demo episodes."""
     eval_every: int = 5000
@@ -96,8 +100,11 @@ class TrainResidualConfig:
             raise ConfigError("--base is required (a trained base policy run), or use --algo rlpd for no base")
         if self.algo == "rlpd" and (not self.env or self.demos is None):
             raise ConfigError("--algo rlpd has no base to take the env and demos from: pass --env and --demos")
-        if self.batch_size < 2 or self.batch_size % 2:
-            raise ConfigError(f"--batch-size must be even (half demo, half online), got {self.batch_size}")
+        if self.batch_size < 2:
+            raise ConfigError(f"--batch-size must be >= 2, got {self.batch_size}")
+        if not 0.0 <= self.demo_fraction < 1.0:
+            raise ConfigError(f"--demo-fraction must be in [0, 1) (online data is always sampled), got "
+                              f"{self.demo_fraction}")
 
 
 def learner_config(cfg: TrainResidualConfig) -> Any:
@@ -170,7 +177,8 @@ class ResidualTrainer:
                                seed=cfg.seed, progress=cfg.progress)
         finally:
             store.close()
-        self.features = Features.fit(state_keys, demos.states, da)
+        ta = int(getattr(getattr(probe, "chunk_cfg", None), "n_action_steps", 1))
+        self.features = Features.fit(state_keys, demos.states, da, phase_dim=ta if cfg.phase_features and ta > 1 else 0)
         self.n_demo_steps = len(demos.actions)
         self.n_demo_episodes = len(demos.ends)
         self.demo = demo_replay(demos, self.features, n_step=self.rcfg.n_step, gamma=self.rcfg.gamma,
@@ -184,11 +192,14 @@ class ResidualTrainer:
         self.eval_base = make_base()
         self.env_steps = 0
         self.episodes = 0
+        self.wall_s = 0.0  # training wall time before this process (resumed runs add theirs)
         self.next_seed = 100_000 * (cfg.seed + 1)  # far from demo seeds (0..) and eval seeds (1000..)
         self.recent: deque[float] = deque(maxlen=50)
         self.history: list[dict[str, Any]] = []
         self.base_eval: dict[str, float] | None = None
         self._obs: list[dict[str, np.ndarray]] = []
+        self._t = np.zeros(e, np.int64)  # each env's step in its episode (the base's chunk phase)
+        self._t0: float | None = None  # perf_counter at the start of train() in this process
         self._batches: Iterator[NStepBatch] | None = None
         self.resumed = False
         if cfg.resume:
@@ -212,17 +223,18 @@ class ResidualTrainer:
     def _reset(self, i: int) -> dict[str, np.ndarray]:
         obs, _ = self.envs[i].reset(seed=self.next_seed)
         self.next_seed += 1
+        self._t[i] = 0
         return obs
 
-    def _feats(self, obs: dict[str, np.ndarray]) -> np.ndarray:
-        return self.features(obs, obs["base_action"])
+    def _feats(self, obs: dict[str, np.ndarray], step: int) -> np.ndarray:
+        return self.features(obs, obs["base_action"], step)
 
     # -- one vector step ----------------------------------------------------------------------
     def collect(self) -> None:
         """Step every env once (warm-up noise or the exploring actor) and store the transitions."""
         if not self._obs:
             self._obs = [self._reset(i) for i in range(len(self.envs))]
-        feats = np.stack([self._feats(o) for o in self._obs])
+        feats = np.stack([self._feats(o, int(t)) for o, t in zip(self._obs, self._t, strict=True)])
         if self.env_steps < self.cfg.warmup_steps:
             residual = np.clip(self.rng.normal(0.0, self.cfg.warmup_noise, (len(self.envs), self.features.action_dim)),
                                -1.0, 1.0)
@@ -238,7 +250,8 @@ class ResidualTrainer:
             actions[i] = info["combined_action"]
             rewards[i] = float(success)  # sparse binary reward, whatever the task's shaped reward says
             term[i], trunc[i] = terminated or success, truncated and not success
-            nxt[i] = self._feats(obs)
+            self._t[i] += 1
+            nxt[i] = self._feats(obs, int(self._t[i]))
             if term[i] or trunc[i]:
                 self.episodes += 1
                 self.recent.append(float(success))
@@ -252,8 +265,9 @@ class ResidualTrainer:
         from policies.residual.learner import mix
 
         if self._batches is None:
-            half = self.rcfg.batch_size // 2
-            self._batches = mix(self.online.sampler(half), self.demo.sampler(half))
+            n_demo = round(self.rcfg.batch_size * self.cfg.demo_fraction)
+            self._batches = mix(self.online.sampler(self.rcfg.batch_size - n_demo),
+                                self.demo.sampler(n_demo) if n_demo else None)
         actor = self.env_steps >= self.cfg.warmup_steps + self.cfg.critic_warmup_steps
         return self.learner.update(self._batches, actor=actor)
 
@@ -304,6 +318,7 @@ class ResidualTrainer:
             np.savez(tmp / f"{name}.npz", **st["arrays"])
             replay_meta[name] = st["meta"]
         state = {"env_steps": self.env_steps, "episodes": self.episodes, "next_seed": self.next_seed,
+                 "wall_s": self._wall(),
                  "recent": list(self.recent), "history": self.history, "base_eval": self.base_eval,
                  "rng": self.rng.bit_generator.state, "replay": replay_meta, "env_id": self.env_id,
                  "features": self.features.to_json(), "config": _jsonable(asdict(self.cfg))}
@@ -335,6 +350,7 @@ class ResidualTrainer:
                 buf.load_state_dict({"arrays": {k: z[k] for k in z.files}, "meta": state["replay"][name]})
         self.online.mark_truncated()
         self.env_steps, self.episodes, self.next_seed = state["env_steps"], state["episodes"], state["next_seed"]
+        self.wall_s = float(state.get("wall_s", 0.0))
         self.recent = deque(state["recent"], maxlen=50)
         self.history, self.base_eval = state["history"], state["base_eval"]
         self.rng.bit_generator.state = state["rng"]
@@ -347,7 +363,12 @@ class ResidualTrainer:
         return save_residual_policy(self.policy(), self.out / "policy", self.base_dir, self.rcfg.hidden)
 
     # -- the loop -----------------------------------------------------------------------------
+    def _wall(self) -> float:
+        """Training wall time so far (s), over every process of a resumed run."""
+        return self.wall_s + (time.perf_counter() - self._t0 if self._t0 is not None else 0.0)
+
     def _log(self, row: dict[str, Any]) -> None:
+        row["wall_s"] = round(self._wall(), 1)
         self.history.append(row)
         with open(self.out / "metrics.jsonl", "a") as f:
             f.write(json.dumps(row) + "\n")
@@ -365,6 +386,7 @@ class ResidualTrainer:
         metrics: dict[str, float] = {}
         last_eval: dict[str, float] = {}
         t0, updates0 = time.perf_counter(), self.learner.updates
+        self._t0 = t0
         if self.env_steps == 0 and cfg.eval_every:
             last_eval = self.evaluate()
             self._log({"env_steps": 0, "episodes": 0, **last_eval})
