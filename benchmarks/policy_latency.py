@@ -53,13 +53,15 @@ def build(down_dims: tuple[int, ...]) -> dict[str, ChunkPolicy]:
     flow = FlowPolicy(obs, chunk, 7, FlowConfig(net=net), Normalizer(_stats()))
     mip = MipPolicy(obs, chunk, 7, MipConfig(net=net), Normalizer(_stats()))
     mlp = MlpNet(hidden=(512, 512, 512))
+    wide = MlpNet(hidden=(1024, 1024, 1024))  # MeanFlow's default student
     return {
         "DDIM-10 (teacher)": diff,
         "flow-10": flow,
         "MIP-2 (U-Net)": mip,
         "consistency head (U-Net student)": make_head(diff, ConsistencyConfig()),
         "consistency head (MLP student)": make_head(diff, ConsistencyConfig(net=mlp)),
-        "MeanFlow head (MLP student)": make_head(flow, MeanFlowConfig(net=mlp)),
+        "MeanFlow head (MLP 512x3 student)": make_head(flow, MeanFlowConfig(net=mlp)),
+        "MeanFlow head (MLP 1024x3 student, default)": make_head(flow, MeanFlowConfig(net=wide)),
         "MIP head (MLP student)": make_head(diff, MipHeadConfig(net=mlp)),
     }
 

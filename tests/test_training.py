@@ -147,3 +147,5 @@ def test_head_sampling_defaults_depend_on_the_kind() -> None:
     assert cfg(kind="mip").sampling() == (2, 0)
     assert cfg(kind="meanflow", per_window=4, rollout_episodes=0).sampling() == (4, 0)
     assert cfg().steps == 6000
+    assert cfg(kind="meanflow").student_hidden() == (1024,) * 3 and cfg(kind="mip").student_hidden() == (512,) * 3
+    assert cfg(kind="meanflow", mlp_hidden=(32,)).student_hidden() == (32,)
