@@ -45,9 +45,10 @@ class TrainResidualConfig:
     (1024-wide, 10 heads, UTD 4)."""
     scale: float = 0.1
     """Residual scale in the normalized action range (rlpd always uses 1: the 'residual' is the action)."""
-    residual_l2: float = 0.05
+    residual_l2: float = 0.01
     """Actor penalty on |residual|^2 (not applied with rlpd). Without it the actor drives the residual to its
-    +-1 corners (measured: mean |residual| 0.9 after 3k steps) and a constant delta-action offset drifts."""
+    +-1 corners (measured: mean |residual| 0.9 after 3k steps) and a constant delta-action offset drifts; 0.05
+    held FrankaLift at 65-85%, 0.01 let it reach 90-100% (benchmarks/RESULTS.md)."""
     explore_std: float = 0.2
     """Exploration noise std in residual units (x scale in the action range), truncated at 2 std."""
     hidden: tuple[int, ...] | None = None
