@@ -2,6 +2,7 @@
 tty mode restored afterwards (also on an exception and on Ctrl-C)."""
 
 import os
+import signal
 import sys
 import termios
 import time
@@ -133,6 +134,9 @@ def test_ctrl_c_interrupts_and_the_default_stdin_terminal_is_restored() -> None:
     pid, master = pty.fork()
     if pid == 0:  # child
         os.environ["PYTHONPATH"] = os.getcwd()
+        # A test run started in the background (`cmd &` in a script) inherits SIGINT ignored, and Python then
+        # installs no KeyboardInterrupt handler: give the child the default disposition a terminal session has.
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
         os.execv(sys.executable, [sys.executable, "-c", CHILD])
     try:
         assert b"READY" in _read_master(master, b"READY")
@@ -145,9 +149,22 @@ def test_ctrl_c_interrupts_and_the_default_stdin_terminal_is_restored() -> None:
         os.write(master, b"\n")  # canonical mode again: a whole line releases the child
         assert b"ICANON True" in out, out
     finally:
-        _, status = os.waitpid(pid, 0)
+        status = _reap(pid)
         os.close(master)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def _reap(pid: int, timeout: float = 10.0) -> int:
+    """Wait status of the child; killed first if it is still running after `timeout` (a failed assertion
+    above must fail the test, not leave it waiting on a child that waits for input)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return status
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
+    return os.waitpid(pid, 0)[1]
 
 
 class Clock:
