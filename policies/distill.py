@@ -37,11 +37,11 @@ def _fingerprint(teacher: ChunkPolicy, states: dict[str, torch.Tensor], n: int, 
     h = hashlib.sha256()
     for k, v in sorted(teacher.model.state_dict().items()):
         h.update(k.encode())
-        h.update(v.detach().contiguous().numpy().tobytes())
+        h.update(v.detach().cpu().contiguous().numpy().tobytes())
     h.update(f"{n}/{per_window}/{trajectories}/{seed}/{teacher.name}".encode())
     for i in range(n):
         for k in teacher.obs_cfg.state_keys:
-            h.update(states[k][i].contiguous().numpy().tobytes())
+            h.update(states[k][i].cpu().contiguous().numpy().tobytes())
     return h.hexdigest()
 
 
