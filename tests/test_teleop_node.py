@@ -65,8 +65,10 @@ def test_teleop_node_drives_a_sim_node(ros_domain: int, tmp_path: Path) -> None:
             stop(teleop)
         stop(sim)
     moved = end[:3] - start[:3]
-    # 20 readings of +x at a quarter of the largest step (3 cm): about 15 cm of travel, then the e-stop holds it.
-    assert 0.08 < moved[0] < 0.2, moved
+    # 20 readings of +x at a quarter of the largest step (3 cm): up to 15 cm of travel, then the e-stop holds it
+    # (without it the 20 readings after it would add as much again). Under load two readings can land in one sim
+    # period and the sim applies the newest, so a run loses some of them (measured 7.6 cm once in CI).
+    assert 0.04 < moved[0] < 0.2, moved
     assert abs(moved[1]) < 0.03 and abs(moved[2]) < 0.03, moved
     seqs = [e["seq"] for e in events]
     assert seqs and seqs == sorted(seqs)
