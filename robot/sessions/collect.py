@@ -21,6 +21,7 @@ from hardware.teleop.registry import DeviceChoice
 from robot.core.errors import ConfigError, SafetyError, TransportError
 from robot.core.interfaces import Teleoperator
 from robot.core.types import TeleopCommand, TeleopEvent
+from robot.sessions.episodes import check_policy_env
 
 logger = logging.getLogger(__name__)
 
@@ -167,10 +168,7 @@ def _make_policy(cfg: TeleopCollectConfig, env: Any) -> Any:
     from policies.io import check_compatible, load_any_policy
 
     policy = load_any_policy(Path(cfg.policy))
-    check = getattr(policy, "check_env", None)
-    if check is not None:
-        check(env)
-    elif hasattr(policy, "obs_cfg"):
+    if not check_policy_env(policy, env) and hasattr(policy, "obs_cfg"):
         check_compatible(policy, env)
     return policy
 

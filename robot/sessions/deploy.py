@@ -14,6 +14,7 @@ import numpy as np
 from robot.core.errors import ConfigError, SafetyError, TransportError
 from robot.core.interfaces import Teleoperator
 from robot.core.types import TeleopCommand, TeleopEvent
+from robot.sessions.episodes import check_policy_env
 from robot.sessions.executor import ExecutorConfig, PolicyStack
 
 
@@ -132,9 +133,7 @@ class Deployment:
         paced: Literal["clock", "robot"] = "robot" if getattr(self.robot, "config", None) is not None and getattr(
             self.robot.config, "lockstep", False) else "clock"
         self.rate = RealTimeRate(self.safety, RateConfig(paced_by=paced))
-        check = getattr(policy, "check_env", None)
-        if check is not None:
-            check(self.rate)
+        check_policy_env(policy, self.rate)
         self.stack = PolicyStack(policy, self.dt, cfg.executor, renv.embodiment.increment_dims())  # type: ignore[attr-defined]
         self.operator = operator
         self.latches = OperatorState()

@@ -11,6 +11,7 @@ import numpy as np
 
 from robot.core.errors import SafetyError
 from robot.core.interfaces import Policy
+from robot.sessions.episodes import check_policy_env, start_episode
 from robot.sessions.perturb import FAMILIES, Level, Perturbation, perturbations
 
 
@@ -62,17 +63,11 @@ def evaluate_policy(policy: Policy, env_id: str, episodes: int, *, seed: int = 1
 
     inner = make_env(env_id, **(env_kwargs or {}))
     env = SafetyLimits(Perturb(inner, perturbation) if perturbation is not None else inner)
-    check = getattr(policy, "check_env", None)
-    if check is not None:
-        check(env)
+    check_policy_env(policy, env)
     succ, lengths, act_ms, plan_ms = 0, [], [], []
     try:
         for i in tqdm(range(episodes), desc=f"eval {env_id}", unit="ep", disable=not progress, leave=False):
-            obs, _ = env.reset(seed=seed + i)
-            policy.reset()
-            seed_fn = getattr(policy, "seed", None)
-            if seed_fn is not None:
-                seed_fn(seed + i)
+            obs = start_episode(env, policy, seed + i)
             done, n, success = False, 0, False
             while not done:
                 t0 = time.perf_counter()

@@ -15,6 +15,7 @@ import numpy as np
 
 from robot.core.errors import ConfigError, SafetyError
 from robot.core.interfaces import Policy
+from robot.sessions.episodes import check_policy_env, start_episode
 
 ROLLOUT_SEED = 5000
 """First rollout seed: apart from the demo seeds (0..) and the evaluation seeds (1000..)."""
@@ -51,9 +52,7 @@ def record_rollouts(
     if action_noise < 0:
         raise ConfigError(f"action_noise is a standard deviation, got {action_noise}")
     env = SafetyLimits(make_env(env_id, **(env_kwargs or {})))
-    check = getattr(policy, "check_env", None)
-    if check is not None:
-        check(env)
+    check_policy_env(policy, env)
     base = env.unwrapped
     spec = base.embodiment.to_dict() if hasattr(base, "embodiment") else None
     fps = float(base.metadata.get("render_fps") or 20.0)
@@ -62,11 +61,7 @@ def record_rollouts(
     successes, steps = 0, 0
     try:
         for i in tqdm(range(episodes), desc=f"rollouts {env_id}", unit="ep", disable=not progress, leave=False):
-            obs, _ = env.reset(seed=seed + i)
-            policy.reset()
-            seed_fn = getattr(policy, "seed", None)
-            if seed_fn is not None:
-                seed_fn(seed + i)
+            obs = start_episode(env, policy, seed + i)
             record: dict[str, list[Any]] = {}
             done, success = False, False
             while not done:
