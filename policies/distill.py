@@ -39,9 +39,9 @@ def _fingerprint(teacher: ChunkPolicy, states: dict[str, torch.Tensor], n: int, 
         h.update(k.encode())
         h.update(v.detach().cpu().contiguous().numpy().tobytes())
     h.update(f"{n}/{per_window}/{trajectories}/{seed}/{teacher.name}".encode())
-    for i in range(n):
-        for k in teacher.obs_cfg.state_keys:
-            h.update(states[k][i].cpu().contiguous().numpy().tobytes())
+    for k in teacher.obs_cfg.state_keys:
+        h.update(k.encode())
+        h.update(states[k].cpu().contiguous().numpy().tobytes())  # (W, To, D): every window at once
     return h.hexdigest()
 
 
