@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, SupportsFloat
 
@@ -354,22 +355,26 @@ class ResidualAction(
     The agent acts in residual space [-1, 1]^Da. Each step the base policy (which runs its own chunks and
     queue) is asked for its action on the current observation; that action is exposed as
     `obs["base_action"]` so the residual actor and critic can condition on it. The base is reset (and
-    re-seeded from the episode seed, for reproducible rollouts) at every episode start.
+    re-seeded from the episode seed, for reproducible rollouts) at every episode start. `scale` is one number or
+    one per action dimension.
     """
 
-    def __init__(self, env: gym.Env[Any, Any], base: Policy, scale: float = 0.1) -> None:
+    def __init__(self, env: gym.Env[Any, Any], base: Policy, scale: float | Sequence[float] = 0.1) -> None:
         gym.utils.RecordConstructorArgs.__init__(self, base=base, scale=scale)
         gym.Wrapper.__init__(self, env)
         if not isinstance(env.action_space, gym.spaces.Box):
             raise ConfigError(f"ResidualAction needs a Box action space, got {env.action_space}")
         if not isinstance(env.observation_space, gym.spaces.Dict):
             raise ConfigError("ResidualAction needs dict observations (realrl envs or StateDictObservation)")
-        if not 0.0 < scale <= 1.0:
-            raise ConfigError(f"residual scale must be in (0, 1], got {scale}")
-        self.base, self.scale = base, float(scale)
+        shape = env.action_space.shape
+        scales = np.broadcast_to(np.asarray(scale, dtype=np.float64), shape) if np.ndim(scale) == 0 else \
+            np.asarray(scale, dtype=np.float64)
+        if scales.shape != shape or not np.all((scales > 0.0) & (scales <= 1.0)):
+            raise ConfigError(f"residual scale must be in (0, 1], one number or one per action dim {shape}; got "
+                              f"{scale}")
+        self.base, self.scale = base, scales
         self._low = np.asarray(env.action_space.low, dtype=np.float64)
         self._high = np.asarray(env.action_space.high, dtype=np.float64)
-        shape = env.action_space.shape
         self.action_space = gym.spaces.Box(-1.0, 1.0, shape=shape, dtype=np.float32)
         self.observation_space = gym.spaces.Dict(  # type: ignore[assignment]
             {**env.observation_space.spaces,

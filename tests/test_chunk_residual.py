@@ -63,6 +63,14 @@ def test_residual_is_scaled_added_and_clipped() -> None:
     np.testing.assert_allclose(info["combined_action"], [0.1, 1.0, -0.6, 0, 0, 0, 0.1], atol=1e-6)
     with pytest.raises(ConfigError):
         ResidualAction(lift(), Const(base), scale=0.0)
+    # one scale per dimension: the gripper (last) gets its whole range, the arm 0.1
+    per_dim = ResidualAction(lift(), Const(base), scale=[0.1] * 6 + [1.0])
+    per_dim.reset(seed=0)
+    _, _, _, _, info = per_dim.step(np.array([1, 1, -1, 0, 0, 0, -0.5], dtype=np.float32))
+    np.testing.assert_allclose(info["combined_action"], [0.1, 1.0, -0.6, 0, 0, 0, -0.5], atol=1e-6)
+    for bad in ([0.1] * 6, [0.1] * 6 + [1.5]):
+        with pytest.raises(ConfigError, match="one per action dim"):
+            ResidualAction(lift(), Const(base), scale=bad)
 
 
 def test_chunks_execute_open_loop_and_sum_rewards() -> None:

@@ -89,6 +89,23 @@ def test_fresh_residual_policy_acts_exactly_like_its_base(lift: tuple[Path, Path
     assert (a.successes, a.mean_length) == (b.successes, b.mean_length)
 
 
+def test_gripper_scale_reaches_learner_env_and_saved_policy(lift: tuple[Path, Path], tmp_path: Path) -> None:
+    _, base_run = lift
+    tr = ResidualTrainer(small(tmp_path / "r", base_run, steps=80, scale=0.1, gripper_scale=0.8))
+    expected = [0.1] * 6 + [0.8]  # FrankaLift actions: dx dy dz drx dry drz gripper
+    np.testing.assert_allclose(tr.learner.scales.numpy(), expected)
+    np.testing.assert_allclose(tr.envs[0].scale, expected)
+    feats = torch.zeros(2, tr.features.dim)
+    combined = tr.learner.combine(feats, torch.ones(2, 7))
+    np.testing.assert_allclose(combined.numpy(), np.tile(np.array(expected) + feats[:, -7:].numpy()[0], (2, 1)),
+                               atol=1e-6)
+    tr.train()
+    np.testing.assert_allclose(load_residual_policy(tmp_path / "r" / "policy").scale, expected)
+    with pytest.raises(ConfigError, match="no gripper dimension"):
+        from robot.sessions.residual import learner_config
+        learner_config(small(tmp_path / "x", base_run, gripper_scale=0.5), ("q1", "q2"))
+
+
 def test_resume_makes_the_same_next_update_as_the_uninterrupted_run(lift: tuple[Path, Path], tmp_path: Path) -> None:
     _, base_run = lift
     cfg = small(tmp_path / "r", base_run)

@@ -34,6 +34,9 @@ class ResidualConfig:
     """Deterministic residual (TD3, ResFiT default) or squashed-Gaussian residual (SAC)."""
     scale: float = 0.1
     """Residual scale in the normalized action range: executed = clip(base + scale * residual)."""
+    action_scale: tuple[float, ...] = ()
+    """Per-dimension scales overriding `scale` (empty: `scale` on every dimension). A gripper commanded by
+    position needs most of its range to open on a held object, which 0.1 of it cannot do."""
     hidden: tuple[int, ...] = (128, 128)
     """Actor and critic widths. The CPU default is compute-bound: at batch 256 one update of a 256-wide, 5-head
     ensemble costs ~25 ms on one core (50k updates would take 20 min), a 128-wide one ~7 ms."""
@@ -68,8 +71,8 @@ class ResidualConfig:
     """SAC initial temperature."""
 
     def __post_init__(self) -> None:
-        if not 0 < self.scale <= 1:
-            raise ConfigError(f"residual scale must be in (0, 1], got {self.scale}")
+        if not all(0 < x <= 1 for x in (self.scale, *self.action_scale)):
+            raise ConfigError(f"residual scales must be in (0, 1], got {self.scale} and {self.action_scale}")
         if self.n_heads < 2 or self.utd < 1 or self.actor_every < 1 or self.n_step < 1:
             raise ConfigError("need n_heads >= 2, utd >= 1, actor_every >= 1, n_step >= 1")
 
@@ -89,6 +92,9 @@ class ResidualLearner:
     def __init__(self, obs_dim: int, action_dim: int, config: ResidualConfig | None = None, seed: int = 0) -> None:
         self.cfg = c = config or ResidualConfig()
         self.obs_dim, self.action_dim = obs_dim, action_dim
+        if c.action_scale and len(c.action_scale) != action_dim:
+            raise ConfigError(f"action_scale has {len(c.action_scale)} entries for a {action_dim}-dim action")
+        self.scales = torch.tensor(c.action_scale or (c.scale,) * action_dim, dtype=torch.float32)  # (Da,)
         torch.manual_seed(seed)
         self.gen = torch.Generator().manual_seed(seed)
         self.actor: torch.nn.Module = (ResidualActor(obs_dim, action_dim, c.hidden) if c.algo == "td3"
@@ -115,9 +121,9 @@ class ResidualLearner:
         return a, torch.zeros(obs.shape[0])
 
     def combine(self, obs: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
-        """clip(base + scale * residual) with the base action read from the observation. (B, Da)."""
+        """clip(base + scales * residual) with the base action read from the observation. (B, Da)."""
         base = obs[:, -self.action_dim:]
-        return (base + self.cfg.scale * residual).clamp(-1.0, 1.0)
+        return (base + self.scales * residual).clamp(-1.0, 1.0)
 
     @torch.no_grad()
     def act(self, obs: np.ndarray, explore: bool = False) -> np.ndarray:

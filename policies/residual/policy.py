@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -133,9 +134,11 @@ class ResidualPolicy(Policy):
     The base keeps its own chunk queue and history (it is reset with this policy); the actor runs every step.
     """
 
-    def __init__(self, base: Policy, actor: torch.nn.Module, features: Features, scale: float, algo: str,
-                 meta: dict[str, Any] | None = None) -> None:
-        self.base, self.actor, self.features, self.scale, self.algo = base, actor.eval(), features, scale, algo
+    def __init__(self, base: Policy, actor: torch.nn.Module, features: Features, scale: float | Sequence[float],
+                 algo: str, meta: dict[str, Any] | None = None) -> None:
+        self.base, self.actor, self.features, self.algo = base, actor.eval(), features, algo
+        self.scale = np.broadcast_to(np.asarray(scale, np.float32), (features.action_dim,)).copy()
+        """Residual scale per action dimension."""
         self.meta: dict[str, Any] = dict(meta or getattr(base, "meta", {}))
         self.last_base_action = np.zeros(features.action_dim, np.float32)
         self.step = 0
@@ -203,7 +206,8 @@ def save_residual_policy(policy: ResidualPolicy, path: str | os.PathLike[str], b
         shutil.copytree(base_dir, tmp)
         os.replace(tmp, out / BASE_DIR)
     actor = "gaussian" if isinstance(policy.actor, GaussianResidualActor) else "deterministic"
-    config = {"kind": "residual", "algo": policy.algo, "actor": actor, "scale": policy.scale, "hidden": list(hidden),
+    config = {"kind": "residual", "algo": policy.algo, "actor": actor, "scale": [float(x) for x in policy.scale],
+              "hidden": list(hidden),
               "features": policy.features.to_json(), "has_base": base_dir is not None, "meta": policy.meta}
     save_checkpoint(out / RESIDUAL_DIR, dict(policy.actor.state_dict()), config)
     return out
@@ -227,7 +231,9 @@ def load_residual_policy(path: str | os.PathLike[str]) -> ResidualPolicy:
         actor = make_actor(config["actor"], features.dim, features.action_dim, tuple(config["hidden"]))
         base: Policy = (load_policy(Path(path) / BASE_DIR) if config["has_base"]
                         else ZeroBase(features.action_dim, config.get("meta")))
-        scale = float(config["scale"])
+        scale = np.asarray(config["scale"], np.float32)  # one number in checkpoints before per-dim scales
+        if scale.size not in (1, features.action_dim):
+            raise ValueError(f"{scale.size} scales for a {features.action_dim}-dim action")
     except (KeyError, TypeError, ValueError) as e:
         raise CheckpointError(f"{path}: residual config is incomplete or malformed ({e!r})") from e
     missing, unexpected = actor.load_state_dict(tensors, strict=False)

@@ -45,6 +45,9 @@ class TrainResidualConfig:
     (1024-wide, 10 heads, UTD 4)."""
     scale: float = 0.1
     """Residual scale in the normalized action range (rlpd always uses 1: the 'residual' is the action)."""
+    gripper_scale: float | None = None
+    """Residual scale of the gripper dimensions (action names containing 'gripper'); default: --scale. A
+    position-commanded gripper holding a cube needs most of its range to let go, beyond 0.1 of it."""
     residual_l2: float = 0.01
     """Actor penalty on |residual|^2 (not applied with rlpd). Without it the actor drives the residual to its
     +-1 corners (measured: mean |residual| 0.9 after 3k steps) and a constant delta-action offset drifts; 0.05
@@ -108,8 +111,8 @@ class TrainResidualConfig:
                               f"{self.demo_fraction}")
 
 
-def learner_config(cfg: TrainResidualConfig) -> Any:
-    """The ResidualConfig for a run: preset, then explicit overrides."""
+def learner_config(cfg: TrainResidualConfig, action_names: tuple[str, ...] = ()) -> Any:
+    """The ResidualConfig for a run: preset, then explicit overrides (`action_names` place the gripper scale)."""
     from policies.residual.learner import ResidualConfig, gpu_preset
 
     algo: Literal["td3", "sac"] = "td3" if cfg.algo == "td3" else "sac"
@@ -118,10 +121,25 @@ def learner_config(cfg: TrainResidualConfig) -> Any:
                             "n_step": cfg.n_step, "gamma": cfg.gamma,
                             "residual_l2": 0.0 if cfg.algo == "rlpd" else cfg.residual_l2,
                             "explore_std": cfg.explore_std}
+    if cfg.gripper_scale is not None and cfg.algo != "rlpd":
+        if not any("gripper" in n for n in action_names):
+            raise ConfigError(f"--gripper-scale: the env's actions {action_names} have no gripper dimension")
+        over["action_scale"] = tuple(cfg.gripper_scale if "gripper" in n else cfg.scale for n in action_names)
     for k in ("hidden", "n_heads", "utd"):
         if getattr(cfg, k) is not None:
             over[k] = getattr(cfg, k)
     return replace(c, **over)
+
+
+def _action_names(env_id: str) -> tuple[str, ...]:
+    """The env's action dimension names (from its embodiment)."""
+    from robot.sessions.envs import make_env
+
+    env = make_env(env_id)
+    try:
+        return tuple(env.unwrapped.embodiment.action.names)
+    finally:
+        env.close()
 
 
 def _base_dir(path: Path) -> Path:
@@ -146,13 +164,13 @@ class ResidualTrainer:
         self.out = Path(cfg.out)
         if ((self.out / CHECKPOINT).exists() or (self.out / (CHECKPOINT + ".old")).exists()) and not cfg.resume:
             raise ConfigError(f"{self.out} already holds a run: pass --resume to continue it, or another --out")
-        self.rcfg = learner_config(cfg)
         self.base_dir = None if cfg.algo == "rlpd" else _base_dir(Path(cfg.base))  # type: ignore[arg-type]
         probe = None if self.base_dir is None else load_policy(self.base_dir)
         meta: dict[str, Any] = dict(probe.meta) if probe is not None else {}
         self.env_id = cfg.env or meta.get("env_id", "")
         if not self.env_id:
             raise ConfigError("the base does not record its env; pass --env")
+        self.rcfg = learner_config(cfg, _action_names(self.env_id) if cfg.gripper_scale is not None else ())
         demos_path = cfg.demos or (Path(meta["store"]) if meta.get("store") else None)
         if demos_path is None or not Path(demos_path).exists():
             raise ConfigError(f"demo store {demos_path} not found; pass --demos STORE (realrl data collect ...)")
@@ -215,7 +233,7 @@ class ResidualTrainer:
         from robot.wrappers import ResidualAction, SafetyLimits
 
         env = ResidualAction(SafetyLimits(make_env(self.env_id, **self.env_kwargs)), self.make_base(),
-                             scale=self.rcfg.scale)
+                             scale=self.learner.scales.numpy())
         check = getattr(env.base, "check_env", None)
         if check is not None:
             check(env.env)
@@ -277,7 +295,7 @@ class ResidualTrainer:
         """The current deterministic base + residual (sharing the learner's actor)."""
         from policies.residual.policy import ResidualPolicy
 
-        return ResidualPolicy(self.eval_base, self.learner.actor, self.features, self.rcfg.scale,
+        return ResidualPolicy(self.eval_base, self.learner.actor, self.features, self.learner.scales.numpy(),
                               self.cfg.algo, meta={**getattr(self.eval_base, "meta", {}), "env_id": self.env_id})
 
     def evaluate(self) -> dict[str, float]:
