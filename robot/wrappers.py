@@ -359,7 +359,7 @@ class ResidualAction(
     one per action dimension.
     """
 
-    def __init__(self, env: gym.Env[Any, Any], base: Policy, scale: float | Sequence[float] = 0.1) -> None:
+    def __init__(self, env: gym.Env[Any, Any], base: Policy, scale: float | Sequence[float] | np.ndarray = 0.1) -> None:
         gym.utils.RecordConstructorArgs.__init__(self, base=base, scale=scale)
         gym.Wrapper.__init__(self, env)
         if not isinstance(env.action_space, gym.spaces.Box):

@@ -134,8 +134,8 @@ class ResidualPolicy(Policy):
     The base keeps its own chunk queue and history (it is reset with this policy); the actor runs every step.
     """
 
-    def __init__(self, base: Policy, actor: torch.nn.Module, features: Features, scale: float | Sequence[float],
-                 algo: str, meta: dict[str, Any] | None = None) -> None:
+    def __init__(self, base: Policy, actor: torch.nn.Module, features: Features,
+                 scale: float | Sequence[float] | np.ndarray, algo: str, meta: dict[str, Any] | None = None) -> None:
         self.base, self.actor, self.features, self.algo = base, actor.eval(), features, algo
         self.scale = np.broadcast_to(np.asarray(scale, np.float32), (features.action_dim,)).copy()
         """Residual scale per action dimension."""

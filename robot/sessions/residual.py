@@ -133,11 +133,16 @@ def learner_config(cfg: TrainResidualConfig, action_names: tuple[str, ...] = ())
 
 def _action_names(env_id: str) -> tuple[str, ...]:
     """The env's action dimension names (from its embodiment)."""
+    from robot.env import RobotEnv
     from robot.sessions.envs import make_env
 
     env = make_env(env_id)
     try:
-        return tuple(env.unwrapped.embodiment.action.names)
+        inner = env.unwrapped
+        if not isinstance(inner, RobotEnv):
+            raise ConfigError(f"--gripper-scale needs a realrl env with named actions; {env_id} is a "
+                              f"{type(inner).__name__}: leave --gripper-scale out")
+        return tuple(inner.embodiment.action.names)
     finally:
         env.close()
 
