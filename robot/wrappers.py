@@ -367,8 +367,9 @@ class ResidualAction(
         if not isinstance(env.observation_space, gym.spaces.Dict):
             raise ConfigError("ResidualAction needs dict observations (realrl envs or StateDictObservation)")
         shape = env.action_space.shape
-        scales = np.broadcast_to(np.asarray(scale, dtype=np.float64), shape) if np.ndim(scale) == 0 else \
-            np.asarray(scale, dtype=np.float64)
+        scales = np.asarray(scale, dtype=np.float64)
+        if scales.ndim == 0:
+            scales = np.full(shape, float(scales))
         if scales.shape != shape or not np.all((scales > 0.0) & (scales <= 1.0)):
             raise ConfigError(f"residual scale must be in (0, 1], one number or one per action dim {shape}; got "
                               f"{scale}")

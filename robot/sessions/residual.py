@@ -46,8 +46,8 @@ class TrainResidualConfig:
     scale: float = 0.1
     """Residual scale in the normalized action range (rlpd always uses 1: the 'residual' is the action)."""
     gripper_scale: float | None = None
-    """Residual scale of the gripper dimensions (action names containing 'gripper'); default: --scale. A
-    position-commanded gripper holding a cube needs most of its range to let go, beyond 0.1 of it."""
+    """Residual scale of the gripper dimensions (action names containing 'gripper'; unused with rlpd); default:
+    --scale. A position-commanded gripper holding a cube needs most of its range to let go, beyond 0.1 of it."""
     residual_l2: float = 0.01
     """Actor penalty on |residual|^2 (not applied with rlpd). Without it the actor drives the residual to its
     +-1 corners (measured: mean |residual| 0.9 after 3k steps) and a constant delta-action offset drifts; 0.05
@@ -235,13 +235,12 @@ class ResidualTrainer:
     # -- envs -------------------------------------------------------------------------------
     def _make_env(self) -> Any:
         from robot.sessions.envs import make_env
+        from robot.sessions.episodes import check_policy_env
         from robot.wrappers import ResidualAction, SafetyLimits
 
         env = ResidualAction(SafetyLimits(make_env(self.env_id, **self.env_kwargs)), self.make_base(),
                              scale=self.learner.scales.numpy())
-        check = getattr(env.base, "check_env", None)
-        if check is not None:
-            check(env.env)
+        check_policy_env(env.base, env.env)
         return env
 
     def _reset(self, i: int) -> dict[str, np.ndarray]:
