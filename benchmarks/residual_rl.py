@@ -19,8 +19,10 @@ LABELS = {"base": "base alone", "td3": "base + residual (TD3)", "sac": "base + r
           "rlpd": "RLPD from scratch"}
 
 
-def updates_per_s(preset: str, threads: int, obs_dim: int = 40, action_dim: int = 7, seconds: float = 5.0) -> float:
-    """Learner updates (one critic step each, actor every 2nd) per second at batch 256 on `threads` threads."""
+def updates_per_s(preset: str, threads: int, obs_dim: int = 40, action_dim: int = 7, seconds: float = 5.0,
+                  device: str = "cpu") -> float:
+    """Learner updates (one critic step each, actor every 2nd) per second at batch 256 on `threads` threads (and
+    `device`: batches start as numpy, as they leave the replay, so host-to-device copies are counted)."""
     import torch
 
     from policies.residual.learner import ResidualConfig, ResidualLearner, gpu_preset
@@ -28,7 +30,7 @@ def updates_per_s(preset: str, threads: int, obs_dim: int = 40, action_dim: int 
 
     torch.set_num_threads(threads)
     cfg = gpu_preset() if preset == "gpu" else ResidualConfig()
-    learner = ResidualLearner(obs_dim, action_dim, cfg)
+    learner = ResidualLearner(obs_dim, action_dim, cfg, device=device)
     rng = np.random.default_rng(0)
 
     def batches() -> Iterator[NStepBatch]:
@@ -39,10 +41,11 @@ def updates_per_s(preset: str, threads: int, obs_dim: int = 40, action_dim: int 
                              rng.standard_normal((256, obs_dim), np.float32))
 
     it = batches()
-    learner.update(it)  # warm-up
+    for _ in range(3):  # warm-up (CUDA context, kernels, allocator)
+        learner.update(it)
     n, t0 = 0, time.perf_counter()
     while time.perf_counter() - t0 < seconds:
-        learner.update(it)
+        learner.update(it)  # every update reads its losses back as floats, so the timing includes the GPU work
         n += cfg.utd
     return n / (time.perf_counter() - t0)
 
@@ -140,14 +143,25 @@ def main() -> None:
     p.add_argument("--train-args", default="", help="extra `realrl train residual` flags for every run")
     p.add_argument("--updates-only", action="store_true", help="only measure learner updates/s")
     p.add_argument("--png", type=Path, default=None)
+    p.add_argument("--device", default="cpu", help="also measure learner updates/s on this torch device (cuda)")
     p.add_argument("--skip-updates", action="store_true", help="do not measure learner updates/s first")
     args = p.parse_args()
 
+    if args.device != "cpu":
+        from policies.residual.learner import resolve_device
+
+        resolve_device(args.device)  # fail before the CPU measurements, not after
     ups: dict[str, float] = {}
     if not args.skip_updates or args.updates_only:
         ups = {f"{preset}_{t}t": updates_per_s(preset, t) for preset in ("cpu", "gpu") for t in (2,)}
         print(f"learner updates/s at batch 256, 2 threads: cpu preset {ups['cpu_2t']:.0f}, gpu preset (ResFiT size) "
               f"{ups['gpu_2t']:.0f} ({ups['gpu_2t'] / ups['cpu_2t']:.2f}x the cpu preset)")
+        if args.device != "cpu":
+            for preset in ("cpu", "gpu"):
+                ups[f"{preset}_{args.device}"] = updates_per_s(preset, 2, device=args.device)
+            print(f"on {args.device}: cpu preset {ups['cpu_' + args.device]:.0f}/s "
+                  f"({ups['cpu_' + args.device] / ups['cpu_2t']:.2f}x 2 CPU threads), gpu preset "
+                  f"{ups['gpu_' + args.device]:.0f}/s ({ups['gpu_' + args.device] / ups['gpu_2t']:.1f}x 2 CPU threads)")
     if args.updates_only:
         print("JSON " + json.dumps({"updates_per_s": ups}))
         return

@@ -6,7 +6,11 @@ import torch
 
 from policies.residual.losses import critic_loss, pair_min, soft_update, td_target, truncated_gaussian
 from policies.residual.nets import CriticEnsemble, GaussianResidualActor, ResidualActor
-from policies.residual.replay import ReplayBuffer
+from policies.residual.replay import NStepBatch, ReplayBuffer
+from robot.core.errors import ConfigError
+
+# The learner's device paths: cpu everywhere, cuda too where torch sees a GPU (CI has none).
+DEVICES = ["cpu", *(["cuda"] if torch.cuda.is_available() else [])]
 
 
 def fill(buf: ReplayBuffer, rewards, terms, truncs) -> None:
@@ -109,12 +113,14 @@ def _bandit_batches(learner, buf: ReplayBuffer, rng: np.random.Generator):
         yield buf.sample(128)
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("algo", ["td3", "sac"])
-def test_learner_moves_the_residual_toward_higher_return(algo: str) -> None:
+def test_learner_moves_the_residual_toward_higher_return(algo: str, device: str) -> None:
     from policies.residual.learner import ResidualConfig, ResidualLearner
 
     learner = ResidualLearner(2, 1, ResidualConfig(algo=algo, hidden=(64, 64), n_heads=4, utd=1, actor_every=1,
-                                                   lr=1e-3, explore_std=0.3, init_alpha=0.01), seed=0)
+                                                   lr=1e-3, explore_std=0.3, init_alpha=0.01), seed=0, device=device)
+    assert next(learner.critic.parameters()).device.type == device
     obs = np.array([[0.3, 0.0], [-0.5, 0.0]], np.float32)
     assert np.all(learner.act(obs) == 0.0)  # a fresh residual leaves the base untouched
     buf = ReplayBuffer(4096, 4, obs_dim=2, action_dim=1, n_step=1, gamma=0.0)
@@ -125,16 +131,44 @@ def test_learner_moves_the_residual_toward_higher_return(algo: str) -> None:
     assert learner.act(obs).mean() > 0.4, learner.act(obs)  # combined action moved from 0 toward 0.08
 
 
-def test_learner_state_round_trip() -> None:
+@pytest.mark.parametrize("device", DEVICES)
+def test_learner_state_round_trip(device: str) -> None:
+    """Weights and optimizer state saved from a learner on `device` load into a CPU learner (a GPU-trained run
+    resumes or deploys on a machine without one)."""
     from policies.residual.learner import ResidualLearner
 
-    a, b = ResidualLearner(6, 2, seed=0), ResidualLearner(6, 2, seed=1)
+    a, b = ResidualLearner(6, 2, seed=0, device=device), ResidualLearner(6, 2, seed=1)
     torch.nn.init.normal_(a.actor.out.weight)
-    b.load_state_dict(a.state_dict())
+    state = a.state_dict()
+    assert all(v.device.type == "cpu" for v in state.values())  # safetensors-ready whatever the device
+    b.load_state_dict(state)
     obs = np.random.default_rng(0).normal(size=(5, 6)).astype(np.float32)
-    np.testing.assert_array_equal(a.act(obs), b.act(obs))
+    assert isinstance(a.act(obs), np.ndarray)
+    np.testing.assert_allclose(a.act(obs), b.act(obs), rtol=0, atol=1e-5)
     o = torch.as_tensor(obs)
-    torch.testing.assert_close(a.critic(o, o[:, :2]), b.critic(o, o[:, :2]))
+    torch.testing.assert_close(a.critic(o.to(a.device), o[:, :2].to(a.device)).cpu(), b.critic(o, o[:, :2]))
+    batch = NStepBatch(obs, obs[:, :2], np.ones(5, np.float32), np.full(5, 0.9, np.float32), obs)
+    a.update(iter([batch] * 2))
+    training = a.training_state()
+    b.load_training_state(training)
+    assert b.updates == a.updates == 1 and b.critic_opt.state_dict()["state"]
+
+
+def test_resolve_device_names_what_is_wrong() -> None:
+    from policies.residual.learner import resolve_device
+
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(ConfigError, match="unknown torch device 'gpu0'"):
+        resolve_device("gpu0")
+    with pytest.raises(ConfigError, match="runs on cpu or cuda"):
+        resolve_device("meta")
+    if torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="CUDA device"):
+            resolve_device(f"cuda:{torch.cuda.device_count()}")
+    else:
+        with pytest.raises(ConfigError, match="sees no CUDA GPU; use --device cpu"):
+            resolve_device("cuda")
 
 
 def test_phase_features_one_hot_the_chunk_phase_and_survive_json() -> None:

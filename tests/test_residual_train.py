@@ -105,13 +105,16 @@ def test_gripper_scale_reaches_learner_env_and_saved_policy(lift: tuple[Path, Pa
         learner_config(small(tmp_path / "x", base_run, gripper_scale=0.5), ("q1", "q2"))
 
 
-def test_resume_makes_the_same_next_update_as_the_uninterrupted_run(lift: tuple[Path, Path], tmp_path: Path) -> None:
+@pytest.mark.parametrize("device", ["cpu", *(["cuda"] if torch.cuda.is_available() else [])])
+def test_resume_makes_the_same_next_update_as_the_uninterrupted_run(lift: tuple[Path, Path], tmp_path: Path,
+                                                                    device: str) -> None:
     _, base_run = lift
-    cfg = small(tmp_path / "r", base_run)
+    cfg = small(tmp_path / "r", base_run, device=device)
     first = ResidualTrainer(cfg)
     first.train(stop_at=120)  # checkpoint at 120 env steps, then "dies"
     assert first.env_steps == 120 and first.learner.updates > 0
-    second = ResidualTrainer(small(tmp_path / "r", base_run, resume=True))
+    assert next(first.learner.actor.parameters()).device.type == device
+    second = ResidualTrainer(small(tmp_path / "r", base_run, resume=True, device=device))
     assert second.resumed and second.env_steps == 120 and len(second.online) == len(first.online)
     m1, m2 = first.update(), second.update()
     assert m1 == m2
@@ -119,6 +122,15 @@ def test_resume_makes_the_same_next_update_as_the_uninterrupted_run(lift: tuple[
         torch.testing.assert_close(p1, p2, rtol=0, atol=0)
     for p1, p2 in zip(first.learner.actor.parameters(), second.learner.actor.parameters(), strict=True):
         torch.testing.assert_close(p1, p2, rtol=0, atol=0)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error a machine without a GPU gives")
+def test_cuda_learner_without_a_gpu_is_a_clear_error_before_any_work(lift: tuple[Path, Path], tmp_path: Path) -> None:
+    _, base_run = lift
+    r = subprocess.run([*REALRL, "train", "residual", "--base", str(base_run), "--out", str(tmp_path / "g"),
+                        "--device", "cuda", "--no-progress"], capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0 and "sees no CUDA GPU; use --device cpu" in r.stderr + r.stdout
+    assert not (tmp_path / "g").exists()
 
 
 def test_existing_run_needs_resume_and_resume_checks_features(lift: tuple[Path, Path], tmp_path: Path) -> None:

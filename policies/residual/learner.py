@@ -77,6 +77,23 @@ class ResidualConfig:
             raise ConfigError("need n_heads >= 2, utd >= 1, actor_every >= 1, n_step >= 1")
 
 
+def resolve_device(name: str | torch.device) -> torch.device:
+    """A torch device from 'cpu', 'cuda', 'cuda:N' or 'auto' (cuda when torch sees one), checked to exist."""
+    if str(name) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError as e:
+        raise ConfigError(f"unknown torch device {name!r}: use cpu, cuda, cuda:N or auto") from e
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {name!r}: this torch ({torch.__version__}) sees no CUDA GPU; use --device cpu")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ConfigError(f"device {name!r}: only {torch.cuda.device_count()} CUDA device(s) visible")
+    if dev.type not in ("cpu", "cuda"):
+        raise ConfigError(f"device {name!r}: the residual learner runs on cpu or cuda")
+    return dev
+
+
 def gpu_preset(algo: Literal["td3", "sac"] = "td3") -> ResidualConfig:
     """ResFiT-size networks and update ratio for a GPU learner."""
     return ResidualConfig(algo=algo, hidden=(1024, 1024), n_heads=10, utd=4)
@@ -86,25 +103,30 @@ class ResidualLearner:
     """Owns the residual actor, the critic ensemble and their targets and optimizers.
 
     Observation features are (B, D) with the base action in the last Da columns (ResidualAction puts it in
-    the observation); the critic scores the combined (executed) action stored in the replay.
+    the observation); the critic scores the combined (executed) action stored in the replay. Networks, targets and
+    the noise generator live on `device`; replay batches come in as numpy and go back out as numpy.
     """
 
-    def __init__(self, obs_dim: int, action_dim: int, config: ResidualConfig | None = None, seed: int = 0) -> None:
+    def __init__(self, obs_dim: int, action_dim: int, config: ResidualConfig | None = None, seed: int = 0,
+                 device: str | torch.device = "cpu") -> None:
         self.cfg = c = config or ResidualConfig()
+        self.device = dev = resolve_device(device)
         self.obs_dim, self.action_dim = obs_dim, action_dim
         if c.action_scale and len(c.action_scale) != action_dim:
             raise ConfigError(f"action_scale has {len(c.action_scale)} entries for a {action_dim}-dim action")
-        self.scales = torch.tensor(c.action_scale or (c.scale,) * action_dim, dtype=torch.float32)  # (Da,)
+        self.scales = torch.tensor(c.action_scale or (c.scale,) * action_dim, dtype=torch.float32,
+                                   device=dev)  # (Da,)
         torch.manual_seed(seed)
-        self.gen = torch.Generator().manual_seed(seed)
+        self.gen = torch.Generator(device=dev).manual_seed(seed)
         self.actor: torch.nn.Module = (ResidualActor(obs_dim, action_dim, c.hidden) if c.algo == "td3"
                                        else GaussianResidualActor(obs_dim, action_dim, c.hidden))
-        self.critic = CriticEnsemble(obs_dim, action_dim, c.n_heads, c.hidden)
+        self.actor.to(dev)
+        self.critic = CriticEnsemble(obs_dim, action_dim, c.n_heads, c.hidden).to(dev)
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=c.lr)
         self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=c.lr)
-        self.log_alpha = torch.tensor(float(np.log(c.init_alpha)), requires_grad=True)
+        self.log_alpha = torch.tensor(float(np.log(c.init_alpha)), device=dev, requires_grad=True)
         self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=c.lr)
         self.target_entropy = -float(action_dim)
         self.updates = 0
@@ -118,7 +140,7 @@ class ResidualLearner:
         a = actor(obs)
         if explore:
             a = truncated_gaussian(a, self.cfg.explore_std, 2 * self.cfg.explore_std, self.gen)
-        return a, torch.zeros(obs.shape[0])
+        return a, torch.zeros(obs.shape[0], device=obs.device)
 
     def combine(self, obs: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
         """clip(base + scales * residual) with the base action read from the observation. (B, Da)."""
@@ -128,13 +150,15 @@ class ResidualLearner:
     @torch.no_grad()
     def act(self, obs: np.ndarray, explore: bool = False) -> np.ndarray:
         """Residual actions for a batch of observation features (E, D) -> (E, Da) in [-1, 1]."""
-        r, _ = self._residual(self.actor, torch.as_tensor(obs, dtype=torch.float32), explore)
-        return r.numpy()
+        r, _ = self._residual(self.actor, self._t(obs), explore)
+        return r.cpu().numpy()
+
+    def _t(self, x: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(x, dtype=torch.float32, device=self.device)
 
     # -- learning -------------------------------------------------------------------------------
     def _critic_step(self, b: NStepBatch) -> dict[str, float]:
-        obs, act = torch.as_tensor(b.obs), torch.as_tensor(b.action)
-        nxt = torch.as_tensor(b.next_obs)
+        obs, act, nxt = self._t(b.obs), self._t(b.action), self._t(b.next_obs)
         with torch.no_grad():
             if self.cfg.algo == "sac":
                 r_next, logp = self.actor(nxt)
@@ -142,9 +166,9 @@ class ResidualLearner:
             else:
                 r_next = truncated_gaussian(self.actor_target(nxt), self.cfg.target_noise, self.cfg.target_noise_clip,
                                             self.gen)
-                logp, alpha = torch.zeros(nxt.shape[0]), torch.zeros(())
+                logp, alpha = torch.zeros(nxt.shape[0], device=nxt.device), torch.zeros((), device=nxt.device)
             q_next = pair_min(self.critic_target(nxt, self.combine(nxt, r_next)), self.gen) - alpha * logp  # (B,)
-            target = td_target(torch.as_tensor(b.returns), torch.as_tensor(b.discount), q_next)
+            target = td_target(self._t(b.returns), self._t(b.discount), q_next)
         q = self.critic(obs, act)  # (K, B)
         loss = critic_loss(q, target)
         self.critic_opt.zero_grad(set_to_none=True)
@@ -155,7 +179,7 @@ class ResidualLearner:
         return {"critic_loss": float(loss.detach()), "q_mean": float(q.detach().mean())}
 
     def _actor_step(self, b: NStepBatch) -> dict[str, float]:
-        obs = torch.as_tensor(b.obs)
+        obs = self._t(b.obs)
         r, logp = self._residual(self.actor, obs, explore=self.cfg.algo == "sac")
         q = self.critic(obs, self.combine(obs, r))  # (K, B)
         out: dict[str, float] = {}
@@ -192,12 +216,12 @@ class ResidualLearner:
         return metrics
 
     def state_dict(self) -> dict[str, torch.Tensor]:
-        """All weights (not optimizer state) as flat tensors, for safetensors."""
+        """All weights (not optimizer state) as flat CPU tensors, for safetensors."""
         out: dict[str, torch.Tensor] = {}
         for name, mod in (("actor", self.actor), ("critic", self.critic), ("actor_target", self.actor_target),
                           ("critic_target", self.critic_target)):
-            out |= {f"{name}/{k}": v for k, v in mod.state_dict().items()}
-        out["log_alpha"] = self.log_alpha.detach().reshape(1)
+            out |= {f"{name}/{k}": v.cpu() for k, v in mod.state_dict().items()}
+        out["log_alpha"] = self.log_alpha.detach().reshape(1).cpu()
         return out
 
     def load_state_dict(self, tensors: dict[str, torch.Tensor]) -> None:
@@ -210,17 +234,23 @@ class ResidualLearner:
 
 
     def training_state(self) -> dict[str, Any]:
-        """Optimizer states, the sampling generator and the update count (for torch.save; weights_only-loadable)."""
+        """Optimizer states, the sampling generator (and its device) and the update count (for torch.save;
+        weights_only-loadable)."""
         return {"actor_opt": self.actor_opt.state_dict(), "critic_opt": self.critic_opt.state_dict(),
-                "alpha_opt": self.alpha_opt.state_dict(), "gen": self.gen.get_state(), "updates": self.updates}
+                "alpha_opt": self.alpha_opt.state_dict(), "gen": self.gen.get_state(),
+                "gen_device": self.device.type, "updates": self.updates}
 
     def load_training_state(self, state: dict[str, Any]) -> None:
-        """Inverse of training_state."""
+        """Inverse of training_state. Optimizer states follow the parameters' device; a generator saved on another
+        device type cannot be restored (CPU and CUDA states differ), so it is reseeded from the update count."""
         self.actor_opt.load_state_dict(state["actor_opt"])
         self.critic_opt.load_state_dict(state["critic_opt"])
         self.alpha_opt.load_state_dict(state["alpha_opt"])
-        self.gen.set_state(state["gen"])
         self.updates = int(state["updates"])
+        if state.get("gen_device", "cpu") == self.device.type:
+            self.gen.set_state(state["gen"])
+        else:
+            self.gen.manual_seed(self.updates)
 
 
 def mix(online: Iterator[NStepBatch], demo: Iterator[NStepBatch] | None) -> Iterator[NStepBatch]:

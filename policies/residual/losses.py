@@ -9,7 +9,7 @@ import torch.nn.functional as F  # noqa: N812 - torch convention
 def pair_min(q: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """REDQ target: min over a random pair of heads. q: (K, B) -> (B,)."""
     k = q.shape[0]
-    idx = torch.randperm(k, generator=generator)[:2]
+    idx = torch.randperm(k, generator=generator, device=q.device)[:2]
     return q[idx].min(0).values
 
 
@@ -49,7 +49,7 @@ def alpha_loss(log_alpha: torch.Tensor, log_prob: torch.Tensor, target_entropy: 
 def truncated_gaussian(mean: torch.Tensor, std: float, clip: float | None = None,
                        generator: torch.Generator | None = None) -> torch.Tensor:
     """mean + clip(N(0, std)) squeezed into [-1, 1]: exploration / target-policy smoothing. mean: (B, Da)."""
-    noise = torch.randn(mean.shape, generator=generator) * std
+    noise = torch.randn(mean.shape, generator=generator, device=mean.device) * std
     if clip is not None:
         noise = noise.clamp(-clip, clip)
     return (mean + noise).clamp(-1.0, 1.0)

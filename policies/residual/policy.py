@@ -174,9 +174,10 @@ class ResidualPolicy(Policy):
     @torch.inference_mode()
     def residual(self, features: np.ndarray) -> np.ndarray:
         """Deterministic residual (Da,) in [-1, 1] for one feature vector."""
-        x = torch.from_numpy(features).unsqueeze(0)
+        # The training loop evaluates with the learner's own actor, which may sit on a GPU.
+        x = torch.from_numpy(features).unsqueeze(0).to(next(self.actor.parameters()).device)
         out = self.actor(x, deterministic=True)[0] if isinstance(self.actor, GaussianResidualActor) else self.actor(x)
-        return out[0].numpy()
+        return out[0].cpu().numpy()
 
     def act(self, obs: Observation) -> np.ndarray:
         """Base action corrected by the residual, clipped to [-1, 1]."""
@@ -209,7 +210,7 @@ def save_residual_policy(policy: ResidualPolicy, path: str | os.PathLike[str], b
     config = {"kind": "residual", "algo": policy.algo, "actor": actor, "scale": [float(x) for x in policy.scale],
               "hidden": list(hidden),
               "features": policy.features.to_json(), "has_base": base_dir is not None, "meta": policy.meta}
-    save_checkpoint(out / RESIDUAL_DIR, dict(policy.actor.state_dict()), config)
+    save_checkpoint(out / RESIDUAL_DIR, {k: v.cpu() for k, v in policy.actor.state_dict().items()}, config)
     return out
 
 

@@ -60,6 +60,8 @@ class TrainResidualConfig:
     """Critic ensemble size (default: the preset's)."""
     utd: int | None = None
     """Critic updates per env step (default: the preset's)."""
+    lr: float | None = None
+    """Adam learning rate of actor and critics (default: the preset's, 3e-4)."""
     batch_size: int = 256
     """Batch size (half demo, half online by default: see demo_fraction)."""
     demo_fraction: float = 0.5
@@ -94,6 +96,9 @@ class TrainResidualConfig:
     """Seed (networks, exploration, env episode seeds)."""
     threads: int = 1
     """torch threads."""
+    device: str = "cpu"
+    """Where the learner (actor, critics, updates) runs: cpu, cuda, cuda:N or auto. The envs and the frozen base
+    stay on the CPU; the ResFiT-size --preset gpu needs a GPU to be practical (~4 updates/s on 2 CPU threads)."""
     progress: bool = True
     """Progress bar."""
 
@@ -125,7 +130,7 @@ def learner_config(cfg: TrainResidualConfig, action_names: tuple[str, ...] = ())
         if not any("gripper" in n for n in action_names):
             raise ConfigError(f"--gripper-scale: the env's actions {action_names} have no gripper dimension")
         over["action_scale"] = tuple(cfg.gripper_scale if "gripper" in n else cfg.scale for n in action_names)
-    for k in ("hidden", "n_heads", "utd"):
+    for k in ("hidden", "n_heads", "utd", "lr"):
         if getattr(cfg, k) is not None:
             over[k] = getattr(cfg, k)
     return replace(c, **over)
@@ -160,12 +165,13 @@ class ResidualTrainer:
         from data import EpisodeStore
         from policies.io import load_policy
         from policies.residual.demos import demo_replay, load_demos
-        from policies.residual.learner import ResidualLearner
+        from policies.residual.learner import ResidualLearner, resolve_device
         from policies.residual.policy import Features, ZeroBase
         from policies.residual.replay import ReplayBuffer
 
         self.cfg = cfg
         torch.set_num_threads(cfg.threads)
+        resolve_device(cfg.device)  # a missing GPU fails here, before the demos are relabelled
         self.out = Path(cfg.out)
         if ((self.out / CHECKPOINT).exists() or (self.out / (CHECKPOINT + ".old")).exists()) and not cfg.resume:
             raise ConfigError(f"{self.out} already holds a run: pass --resume to continue it, or another --out")
@@ -210,7 +216,7 @@ class ResidualTrainer:
         e = cfg.num_envs
         self.online = ReplayBuffer(math.ceil(cfg.steps / e) + 1, e, self.features.dim, da, n_step=self.rcfg.n_step,
                                    gamma=self.rcfg.gamma, seed=cfg.seed + 2)
-        self.learner = ResidualLearner(self.features.dim, da, self.rcfg, seed=cfg.seed)
+        self.learner = ResidualLearner(self.features.dim, da, self.rcfg, seed=cfg.seed, device=cfg.device)
         self.rng = np.random.default_rng(cfg.seed + 3)
         self.envs = [self._make_env() for _ in range(e)]
         self.eval_base = make_base()
@@ -239,7 +245,7 @@ class ResidualTrainer:
         from robot.wrappers import ResidualAction, SafetyLimits
 
         env = ResidualAction(SafetyLimits(make_env(self.env_id, **self.env_kwargs)), self.make_base(),
-                             scale=self.learner.scales.numpy())
+                             scale=self.learner.scales.cpu().numpy())
         check_policy_env(env.base, env.env)
         return env
 
@@ -299,7 +305,7 @@ class ResidualTrainer:
         """The current deterministic base + residual (sharing the learner's actor)."""
         from policies.residual.policy import ResidualPolicy
 
-        return ResidualPolicy(self.eval_base, self.learner.actor, self.features, self.learner.scales.numpy(),
+        return ResidualPolicy(self.eval_base, self.learner.actor, self.features, self.learner.scales.cpu().numpy(),
                               self.cfg.algo, meta={**getattr(self.eval_base, "meta", {}), "env_id": self.env_id})
 
     def evaluate(self) -> dict[str, float]:
@@ -334,7 +340,10 @@ class ResidualTrainer:
         tmp.mkdir(parents=True)
         save_file({k: v.detach().contiguous().clone() for k, v in self.learner.state_dict().items()},
                   str(tmp / "learner.safetensors"))
-        torch.save({**self.learner.training_state(), "torch_rng": torch.get_rng_state()}, tmp / "training.pt")
+        rng_state = {"torch_rng": torch.get_rng_state()}
+        if self.learner.device.type == "cuda":  # the SAC actor samples with the device's default generator
+            rng_state["cuda_rng"] = torch.cuda.get_rng_state(self.learner.device)
+        torch.save({**self.learner.training_state(), **rng_state}, tmp / "training.pt")
         replay_meta = {}
         for name, buf in (("online", self.online), ("demo", self.demo)):
             st = buf.state_dict()
@@ -365,8 +374,11 @@ class ResidualTrainer:
             raise CheckpointError(f"{path} was trained with other observation features (different demos or base); "
                                   "resume with the same --base and --demos")
         self.learner.load_state_dict(load_file(str(path / "learner.safetensors")))
-        training = torch.load(path / "training.pt", weights_only=True)
+        training = torch.load(path / "training.pt", weights_only=True, map_location="cpu")
         torch.set_rng_state(training.pop("torch_rng"))
+        cuda_rng = training.pop("cuda_rng", None)
+        if cuda_rng is not None and self.learner.device.type == "cuda":
+            torch.cuda.set_rng_state(cuda_rng, self.learner.device)
         self.learner.load_training_state(training)
         for name, buf in (("online", self.online), ("demo", self.demo)):
             with np.load(path / f"{name}.npz") as z:
