@@ -12,7 +12,7 @@ import pytest
 
 from hardware.nodes.sim_node import RemoteEnvConfig, make_remote_env
 from hardware.ros import LATCHED, create_node
-from hardware.ros.convert import pose_array, pose_msg
+from hardware.ros.convert import header, pose_array, pose_msg
 from hardware.ros.msgs import PoseStamped, String, Twist, TwistStamped, Vector3
 from tests.ros_util import expert_succeeds, loopback_domain, spawn, stop, wait_for
 
@@ -29,7 +29,7 @@ def twist(vx: float = 0.0, vy: float = 0.0, vz: float = 0.0, wz: float = 0.0) ->
 def test_limits_are_applied_before_anything_is_sent(ros_domain: int, tmp_path: Path) -> None:
     log = tmp_path / "franka.log"
     proc = spawn(["-m", "robot.cli", "node", "franka", "--max-speed", "0.2", "--max-lead", "0.05",
-                  "--workspace-high", "0.85", "0.5", "0.3"], ros_domain, log)
+                  "--workspace-high", "0.85", "0.5", "0.3", "--home-speed", "0.5"], ros_domain, log)
     driver = create_node("fake_driver")  # plays franka_ros2: publishes the measured TCP pose, takes targets
     targets: list[np.ndarray] = []
     stats: list[dict[str, Any]] = []
@@ -74,6 +74,33 @@ def test_limits_are_applied_before_anything_is_sent(ros_domain: int, tmp_path: P
         assert wait_for(lambda: bool(stats) and stats[-1]["dropped"] == 2, 5, publish_pose), stats[-1:]
         s = stats[-1]
         assert s["speed_limited"] >= 1 and s["lead_limited"] >= 1 and s["workspace_clipped"] >= 1
+
+        # Home, then a twist stamped with a state from before the ack (sent before the reset, delivered late: DDS
+        # orders no topic against another) is dropped; one stamped after it moves the arm.
+        acks: list[dict[str, Any]] = []
+        driver.create_subscription(String, "realrl/reset_done", lambda m: acks.append(json.loads(m.data)), LATCHED)
+        reset = driver.create_publisher(String, "realrl/reset")
+        clock = [100.0]
+
+        def follow() -> None:  # a perfect controller: the arm is where the node's target is, in the driver's clock
+            nonlocal measured
+            measured = targets[-1].copy()
+            clock[0] += 0.02
+            pose_pub.publish(pose_msg(measured, stamp=clock[0]))
+            driver.spin_once(0.02)
+
+        assert wait_for(lambda: reset.matched_count() > 0, 10, follow)
+        reset.publish(String(json.dumps({"id": 1, "kind": "robot"})))
+        assert wait_for(lambda: bool(acks), 20, follow), log.read_text()
+        homed_at, n = acks[-1]["stamp"], len(targets)
+        assert np.linalg.norm(measured[:3] - np.array([0.543, 0.0, 0.2345])) <= 0.01 and homed_at > 100.0
+        cmd.publish(TwistStamped(header=header(homed_at - 0.5), twist=Twist(linear=Vector3(x=0.2))))
+        assert wait_for(lambda: stats[-1].get("stale_dropped") == 1, 5, follow), stats[-1]
+        assert len(targets) == n  # the homed arm did not move
+        x_home = measured[0]
+        cmd.publish(TwistStamped(header=header(clock[0]), twist=Twist(linear=Vector3(x=0.2))))
+        assert wait_for(lambda: len(targets) > n, 5, follow)
+        assert targets[n][0] == pytest.approx(x_home + 0.01, abs=1e-9) and stats[-1].get("stale_dropped") == 1
     finally:
         driver.close()
         assert stop(proc) == 0, log.read_text()

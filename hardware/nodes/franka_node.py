@@ -28,8 +28,9 @@ class FrankaNode:
 
     Resets (`realrl/reset`, kind "robot", what RosRobot.reset() sends): the target is driven to `home_pose` at
     homing speed through the same limits, twists are ignored meanwhile, and `realrl/reset_done` acknowledges once
-    the measured TCP is there. A real scene cannot be reset by a node: "task" resets are refused (logged, never
-    acknowledged); on hardware the operator resets the scene.
+    the measured TCP is there (with the measured pose's stamp); twists stamped before that are dropped afterwards.
+    A real scene cannot be reset by a node: "task" resets are refused (logged, never acknowledged); on hardware the
+    operator resets the scene.
     """
 
     def __init__(self, config: FrankaNodeConfig, node: Node | None = None) -> None:
@@ -75,6 +76,11 @@ class FrankaNode:
             raise ValueError("no measured pose from the driver yet: twist not applied")
         if self._homing is not None:
             raise ValueError("homing in progress: twist not applied")
+        if self._homed is not None and from_stamp(msg.header.stamp) < self._homed[1] - 1e-6:
+            # Stamped with a state from before the homing ack: the client computed it for a pose the arm has left
+            # (DDS does not order this topic against the reset topic). Applying it would move the homed arm.
+            self.counts["stale_dropped"] = self.counts.get("stale_dropped", 0) + 1
+            return
         if self.target is None or time.monotonic() - self._last_cmd > self.config.command_timeout_s:
             self.target = self.measured.copy()
             self.counts["anchored"] += 1
