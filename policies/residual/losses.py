@@ -58,5 +58,4 @@ def truncated_gaussian(mean: torch.Tensor, std: float, clip: float | None = None
 @torch.no_grad()
 def soft_update(target: torch.nn.Module, online: torch.nn.Module, tau: float) -> None:
     """Polyak averaging: target <- (1 - tau) target + tau online."""
-    for pt, po in zip(target.parameters(), online.parameters(), strict=True):
-        pt.lerp_(po, tau)
+    torch._foreach_lerp_(list(target.parameters()), list(online.parameters()), tau)
