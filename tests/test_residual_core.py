@@ -154,8 +154,11 @@ def test_learner_state_round_trip(device: str) -> None:
     assert b.updates == a.updates == 1 and b.critic_opt.state_dict()["state"]
 
 
-def test_resolve_device_names_what_is_wrong() -> None:
-    from policies.residual.learner import resolve_device
+def test_learner_config_and_device_errors_name_what_is_wrong() -> None:
+    from policies.residual.learner import ResidualConfig, resolve_device
+
+    with pytest.raises(ConfigError, match="learning rate must be > 0"):
+        ResidualConfig(lr=0.0)
 
     assert resolve_device("cpu") == torch.device("cpu")
     assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")

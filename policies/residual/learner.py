@@ -75,6 +75,8 @@ class ResidualConfig:
             raise ConfigError(f"residual scales must be in (0, 1], got {self.scale} and {self.action_scale}")
         if self.n_heads < 2 or self.utd < 1 or self.actor_every < 1 or self.n_step < 1:
             raise ConfigError("need n_heads >= 2, utd >= 1, actor_every >= 1, n_step >= 1")
+        if not self.lr > 0:
+            raise ConfigError(f"the learning rate must be > 0, got {self.lr}")
 
 
 def resolve_device(name: str | torch.device) -> torch.device:
