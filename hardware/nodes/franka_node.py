@@ -45,7 +45,8 @@ class FrankaNode:
         self._measured_stamp = 0.0
         self.target: np.ndarray | None = None
         self._last_cmd = -np.inf
-        self.counts = {"commands": 0, "speed_limited": 0, "workspace_clipped": 0, "lead_limited": 0, "anchored": 0}
+        self.counts = {"commands": 0, "speed_limited": 0, "workspace_clipped": 0, "lead_limited": 0, "anchored": 0,
+                       "stale_dropped": 0}
         self.pub_target: Publisher[PoseStamped] = n.create_publisher(PoseStamped, t.pose_command, DEFAULT)
         self.pub_stats: Publisher[String] = n.create_publisher(String, "~/stats", LATCHED)
         self.pub_ack: Publisher[String] = n.create_publisher(String, t.reset_done, LATCHED)
@@ -79,7 +80,7 @@ class FrankaNode:
         if self._homed is not None and from_stamp(msg.header.stamp) < self._homed[1] - 1e-6:
             # Stamped with a state from before the homing ack: the client computed it for a pose the arm has left
             # (DDS does not order this topic against the reset topic). Applying it would move the homed arm.
-            self.counts["stale_dropped"] = self.counts.get("stale_dropped", 0) + 1
+            self.counts["stale_dropped"] += 1
             return
         if self.target is None or time.monotonic() - self._last_cmd > self.config.command_timeout_s:
             self.target = self.measured.copy()

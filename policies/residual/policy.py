@@ -137,6 +137,8 @@ class ResidualPolicy(Policy):
     def __init__(self, base: Policy, actor: torch.nn.Module, features: Features,
                  scale: float | Sequence[float] | np.ndarray, algo: str, meta: dict[str, Any] | None = None) -> None:
         self.base, self.actor, self.features, self.algo = base, actor.eval(), features, algo
+        # The training loop evaluates with the learner's own actor, which may sit on a GPU.
+        self._device = next(actor.parameters()).device
         self.scale = np.broadcast_to(np.asarray(scale, np.float32), (features.action_dim,)).copy()
         """Residual scale per action dimension."""
         self.meta: dict[str, Any] = dict(meta or getattr(base, "meta", {}))
@@ -174,8 +176,7 @@ class ResidualPolicy(Policy):
     @torch.inference_mode()
     def residual(self, features: np.ndarray) -> np.ndarray:
         """Deterministic residual (Da,) in [-1, 1] for one feature vector."""
-        # The training loop evaluates with the learner's own actor, which may sit on a GPU.
-        x = torch.from_numpy(features).unsqueeze(0).to(next(self.actor.parameters()).device)
+        x = torch.from_numpy(features).unsqueeze(0).to(self._device)
         out = self.actor(x, deterministic=True)[0] if isinstance(self.actor, GaussianResidualActor) else self.actor(x)
         return out[0].cpu().numpy()
 

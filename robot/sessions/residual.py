@@ -171,7 +171,7 @@ class ResidualTrainer:
 
         self.cfg = cfg
         torch.set_num_threads(cfg.threads)
-        resolve_device(cfg.device)  # a missing GPU fails here, before the demos are relabelled
+        self.device = resolve_device(cfg.device)  # a missing GPU fails here, before the demos are relabelled
         self.out = Path(cfg.out)
         if ((self.out / CHECKPOINT).exists() or (self.out / (CHECKPOINT + ".old")).exists()) and not cfg.resume:
             raise ConfigError(f"{self.out} already holds a run: pass --resume to continue it, or another --out")
@@ -216,7 +216,7 @@ class ResidualTrainer:
         e = cfg.num_envs
         self.online = ReplayBuffer(math.ceil(cfg.steps / e) + 1, e, self.features.dim, da, n_step=self.rcfg.n_step,
                                    gamma=self.rcfg.gamma, seed=cfg.seed + 2)
-        self.learner = ResidualLearner(self.features.dim, da, self.rcfg, seed=cfg.seed, device=cfg.device)
+        self.learner = ResidualLearner(self.features.dim, da, self.rcfg, seed=cfg.seed, device=self.device)
         self.rng = np.random.default_rng(cfg.seed + 3)
         self.envs = [self._make_env() for _ in range(e)]
         self.eval_base = make_base()
