@@ -370,9 +370,9 @@ class ResidualAction(
         scales = np.asarray(scale, dtype=np.float64)
         if scales.ndim == 0:
             scales = np.full(shape, float(scales))
-        if scales.shape != shape or not np.all((scales > 0.0) & (scales <= 1.0)):
-            raise ConfigError(f"residual scale must be in (0, 1], one number or one per action dim {shape}; got "
-                              f"{scale}")
+        if scales.shape != shape or not np.all((scales > 0.0) & (scales <= 2.0)):
+            raise ConfigError(f"residual scale must be in (0, 2] (2 spans the whole normalized range), one number "
+                              f"or one per action dim {shape}; got {scale}")
         self.base, self.scale = base, scales
         self._low = np.asarray(env.action_space.low, dtype=np.float64)
         self._high = np.asarray(env.action_space.high, dtype=np.float64)

@@ -68,7 +68,14 @@ def test_residual_is_scaled_added_and_clipped() -> None:
     per_dim.reset(seed=0)
     _, _, _, _, info = per_dim.step(np.array([1, 1, -1, 0, 0, 0, -0.5], dtype=np.float32))
     np.testing.assert_allclose(info["combined_action"], [0.1, 1.0, -0.6, 0, 0, 0, -0.5], atol=1e-6)
-    for bad in ([0.1] * 6, [0.1] * 6 + [1.5]):
+    # scale 2 spans the range: a residual of +1 holds shut a gripper the base opens (-1), which 1 cannot
+    opening = np.array([0, 0, 0, 0, 0, 0, -1.0], dtype=np.float32)
+    for gs, closed in ((1.0, 0.0), (2.0, 1.0)):
+        w = ResidualAction(lift(), Const(opening), scale=[0.1] * 6 + [gs])
+        w.reset(seed=0)
+        _, _, _, _, info = w.step(np.array([0, 0, 0, 0, 0, 0, 1], dtype=np.float32))
+        assert info["combined_action"][-1] == pytest.approx(closed)
+    for bad in ([0.1] * 6, [0.1] * 6 + [2.5]):
         with pytest.raises(ConfigError, match="one per action dim"):
             ResidualAction(lift(), Const(base), scale=bad)
 

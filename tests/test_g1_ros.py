@@ -76,13 +76,14 @@ class Wire:
     def __init__(self, name: str = "wire") -> None:
         self.node: Node = create_node(name)
         self.lock = threading.Lock()
-        self.lowcmd: list[tuple[float, LowCmd]] = []
+        self.lowcmd: list[tuple[float, float, LowCmd]] = []  # (receipt time, send time, command)
         self.hands: dict[str, list[HandCmd]] = {"left": [], "right": []}
         self.states: list[LowState] = []
         self.status: list[dict[str, Any]] = []
         self.joints: list[JointState] = []
         n = self.node
-        n.create_subscription(LowCmd, "/lowcmd", self._put(self.lowcmd, stamp=True), DEFAULT)
+        lowcmd_sub = n.create_subscription(LowCmd, "/lowcmd", lambda m: self._put(self.lowcmd)(
+            (time.monotonic(), lowcmd_sub.source_time, m)), DEFAULT)
         for side in ("left", "right"):
             n.create_subscription(HandCmd, f"/dex3/{side}/cmd", self._put(self.hands[side]), DEFAULT)
         n.create_subscription(LowState, "/lowstate", self._put(self.states), DEFAULT)
@@ -93,10 +94,10 @@ class Wire:
         self.arm_pub = n.create_publisher(String, "humanoid/arm")
         n.spin_in_thread()
 
-    def _put(self, into: list[Any], stamp: bool = False) -> Any:
+    def _put(self, into: list[Any]) -> Any:
         def put(msg: Any) -> None:
             with self.lock:
-                into.append((time.monotonic(), msg) if stamp else msg)
+                into.append(msg)
         return put
 
     def last_status(self) -> dict[str, Any]:
@@ -104,12 +105,12 @@ class Wire:
             return self.status[-1] if self.status else {}
 
     def commands_since(self, t0: float) -> list[LowCmd]:
-        return [m for _, m in self.stamped_since(t0)]
+        return [m for _, m in self.sent_since(t0)]
 
-    def stamped_since(self, t0: float) -> list[tuple[float, LowCmd]]:
-        """(receipt time, command) pairs from t0 on."""
+    def sent_since(self, t0: float) -> list[tuple[float, LowCmd]]:
+        """(send time, command) pairs received from t0 (monotonic) on; send times are the node's wall clock."""
         with self.lock:
-            return [(t, m) for t, m in self.lowcmd if t >= t0]
+            return [(sent, m) for t, sent, m in self.lowcmd if t >= t0]
 
     def rearm(self, rid: int) -> None:
         """Re-arm the node (it may be in damping after the previous test) and wait until it holds."""
@@ -229,7 +230,7 @@ def test_targets_are_clipped_and_rate_limited_then_silence_damps(stack: Stack) -
     assert damping[-1] and np.all(damping[np.argmax(damping):])
     last = msgs[-1]
     assert all(x.kd == DAMPING_KD for x in last.motor_cmd[:29])
-    first_damping_at = next(t for t, m in wire.lowcmd if t >= t0 and m.motor_cmd[15].kp == 0)
+    first_damping_at = next(t for t, _, m in wire.lowcmd if t >= t0 and m.motor_cmd[15].kp == 0)
     assert first_damping_at - t_stop < 0.5 + 0.3
     hands = [h for h in wire.hands["right"] if h.motor_cmd[2].kp > 0]
     hq = np.array([[x.q for x in h.motor_cmd] for h in hands])
@@ -386,13 +387,14 @@ def test_sim_posing_as_g1_drops_bad_lowcmds_then_homing_and_a_bad_state_crc(tmp_
         assert abs(obs["state/joint_pos"][15] + 0.7) < 0.05  # left thumb_1 back: the hand is open
         # the wire listener may still be a few states behind the client on a loaded machine
         assert wait_for(lambda: elbow() == pytest.approx(home[3], abs=0.05), 2), elbow()
-        stamped = wire.stamped_since(t_home)
-        check_on_the_wire([m for _, m in stamped])
-        t = np.array([r for r, _ in stamped])
-        q = np.array([[x.q for x in m.motor_cmd[:29]] for _, m in stamped])
-        # At the homing speed, 0.5 rad/s, measured against receipt times: a listener that falls behind loses some
-        # of the 100 Hz commands, so consecutive receipts can be several periods apart (30 ms of slack for
-        # delivery jitter). An unlimited move to home would be a step of tenths of a radian in one period.
+        sent = wire.sent_since(t_home)
+        check_on_the_wire([m for _, m in sent])
+        t = np.array([s for s, _ in sent])
+        q = np.array([[x.q for x in m.motor_cmd[:29]] for _, m in sent])
+        # At the homing speed, 0.5 rad/s, measured against the node's send times (receipt times bunch when the
+        # listener falls behind, and it may lose some of the 100 Hz commands, so consecutive ones can be several
+        # periods apart; 15 mrad of slack is three periods of timer jitter). An unlimited move to home would be a
+        # step of tenths of a radian in one period.
         step = np.abs(np.diff(q, axis=0)).max(1)
         assert np.all(step <= 0.5 * np.diff(t) + 0.015), (step.max(), np.diff(t)[step.argmax()])
         assert np.abs(q[-1] - q[0]).max() <= 0.5 * (t[-1] - t[0]) + 0.015

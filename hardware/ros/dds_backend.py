@@ -152,11 +152,14 @@ class DdsSubscription(Subscription):
                 except Exception as e:
                     callback_error(self._node, self, "a malformed message", e)
                     continue
+                self.source_time = info.source_timestamp * 1e-9
                 try:
                     self.callback(msg)
                 except Exception as e:
                     callback_error(self._node, self, "a rejected message", e)
                     continue
+                finally:
+                    self.source_time = None
                 self.received += 1
             if len(ret) < _TAKE_BATCH:
                 return n

@@ -138,6 +138,9 @@ class Subscription(abc.ABC):
     """Messages delivered to the callback."""
     dropped: int = 0
     """Messages that could not be decoded, or that the callback rejected by raising: counted, never fatal."""
+    source_time: float | None = None
+    """While a callback runs: the writer's send time of its message (s, the writer's wall clock), where the backend
+    reports it (Cyclone DDS); None otherwise. Receipt times bunch when a reader falls behind, send times do not."""
 
 
 class Timer(abc.ABC):

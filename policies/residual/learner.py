@@ -35,8 +35,9 @@ class ResidualConfig:
     scale: float = 0.1
     """Residual scale in the normalized action range: executed = clip(base + scale * residual)."""
     action_scale: tuple[float, ...] = ()
-    """Per-dimension scales overriding `scale` (empty: `scale` on every dimension). A gripper commanded by
-    position needs most of its range to open on a held object, which 0.1 of it cannot do."""
+    """Per-dimension scales overriding `scale` (empty: `scale` on every dimension), each in (0, 2]. A gripper
+    commanded by position is near-binary: 2 (the whole normalized range) lets the residual both open a closed one
+    and keep an opening one shut; 1 only moves it to mid-range, which drops a held cube."""
     hidden: tuple[int, ...] = (128, 128)
     """Actor and critic widths. The CPU default is compute-bound: at batch 256 one update of a 256-wide, 5-head
     ensemble costs ~25 ms on one core (50k updates would take 20 min), a 128-wide one ~7 ms."""
@@ -71,8 +72,9 @@ class ResidualConfig:
     """SAC initial temperature."""
 
     def __post_init__(self) -> None:
-        if not all(0 < x <= 1 for x in (self.scale, *self.action_scale)):
-            raise ConfigError(f"residual scales must be in (0, 1], got {self.scale} and {self.action_scale}")
+        if not all(0 < x <= 2 for x in (self.scale, *self.action_scale)):
+            raise ConfigError(f"residual scales must be in (0, 2] (2 spans the whole normalized range), got "
+                              f"{self.scale} and {self.action_scale}")
         if self.n_heads < 2 or self.utd < 1 or self.actor_every < 1 or self.n_step < 1:
             raise ConfigError("need n_heads >= 2, utd >= 1, actor_every >= 1, n_step >= 1")
         if not self.lr > 0:
