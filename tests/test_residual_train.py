@@ -105,6 +105,33 @@ def test_gripper_scale_reaches_learner_env_and_saved_policy(lift: tuple[Path, Pa
         learner_config(small(tmp_path / "x", base_run, gripper_scale=0.5), ("q1", "q2"))
 
 
+def test_correlated_exploration_keeps_a_direction_and_independent_noise_does_not(lift: tuple[Path, Path],
+                                                                                  tmp_path: Path) -> None:
+    _, base_run = lift
+
+    def lag1(corr: float) -> tuple[float, float]:
+        # The actor is not trained (critic warm-up) and its last layer starts at zero, so residual = noise.
+        tr = ResidualTrainer(small(tmp_path / f"c{corr}", base_run, warmup_steps=0, critic_warmup_steps=10_000,
+                                   explore_corr=corr, explore_std=0.3))
+        for _ in range(60):
+            tr.collect()
+        da = tr.features.action_dim
+        base, done = tr.online.obs[:60, 0, -da:], tr.online.action[:60, 0]
+        noise = (done - base)[:, :3] / 0.1  # x, y, z translation: scale 0.1, far from the clip at +-1
+        assert tr.episodes == 0 and np.all(np.abs(noise) <= 0.6 + 1e-4)  # one episode; truncated at 2 std
+        return float(np.mean([np.corrcoef(n[:-1], n[1:])[0, 1] for n in noise.T])), float(noise.std())
+
+    corr, std = lag1(0.9)
+    assert corr > 0.6 and 0.15 < std < 0.4
+    corr, std = lag1(0.0)
+    assert abs(corr) < 0.35 and 0.15 < std < 0.4
+    for bad in (-0.1, 1.0):
+        with pytest.raises(ConfigError, match="--explore-corr must be in"):
+            small(tmp_path / "x", base_run, explore_corr=bad)
+    with pytest.raises(ConfigError, match="--algo sac samples from its own policy"):
+        small(tmp_path / "x", base_run, explore_corr=0.5, algo="sac")
+
+
 @pytest.mark.parametrize("device", ["cpu", *(["cuda"] if torch.cuda.is_available() else [])])
 def test_resume_makes_the_same_next_update_as_the_uninterrupted_run(lift: tuple[Path, Path], tmp_path: Path,
                                                                     device: str) -> None:
