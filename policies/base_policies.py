@@ -155,10 +155,10 @@ def mip_loss(
 
 def mip_sample(model: ChunkModel, cond: torch.Tensor, shape: torch.Size, two_step: bool, t_star: float) -> torch.Tensor:
     """Deterministic: one or two network calls."""
-    b = shape[0]
-    x = model(torch.zeros(shape), torch.zeros(b), cond)
+    b, dev = shape[0], cond.device
+    x = model(torch.zeros(shape, device=dev), torch.zeros(b, device=dev), cond)
     if two_step:
-        x = model(t_star * x, torch.full((b,), t_star * TIME_SCALE), cond)
+        x = model(t_star * x, torch.full((b,), t_star * TIME_SCALE, device=dev), cond)
     return x
 
 

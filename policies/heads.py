@@ -35,8 +35,8 @@ class ConsistencyHead(ChunkPolicy):
         m = model or self.model
         cond = m.condition(batch)
         noise, teacher = batch["noise"], batch["teacher"]  # (B, H, Da) each
-        b = noise.shape[0]
-        pred = m(noise, torch.full((b,), self.t_max), cond)
+        b, dev = noise.shape[0], noise.device
+        pred = m(noise, torch.full((b,), self.t_max, device=dev), cond)
         loss = F.mse_loss(pred, teacher)
         metrics = {"loss_output": float(loss.detach())}
         if self.algo.lcm_weight > 0:
@@ -44,10 +44,11 @@ class ConsistencyHead(ChunkPolicy):
                 raise ConfigError("LCM loss needs teacher trajectories: precompute targets with trajectories=True")
             traj, ts = batch["trajectory"], batch["timesteps"][0]  # (B, S+1, H, Da), (S,)
             steps = ts.shape[0]
-            j = torch.randint(0, steps, (b,))
-            x_j = traj[torch.arange(b), j]  # (B, H, Da)
+            j = torch.randint(0, steps, (b,), device=dev)
+            rows = torch.arange(b, device=dev)
+            x_j = traj[rows, j]  # (B, H, Da)
             with torch.no_grad():
-                nxt = traj[torch.arange(b), j + 1]
+                nxt = traj[rows, j + 1]
                 last = j + 1 == steps  # boundary condition: the final teacher sample is its own target
                 t_next = ts[torch.clamp(j + 1, max=steps - 1)].float()
                 tgt = m(nxt, t_next, cond)
@@ -63,7 +64,7 @@ class ConsistencyHead(ChunkPolicy):
     ) -> torch.Tensor:
         """One call at the first DDIM timestep."""
         m = model or self.model
-        return m(noise, torch.full((noise.shape[0],), self.t_max), cond)
+        return m(noise, torch.full((noise.shape[0],), self.t_max, device=noise.device), cond)
 
 
 MEANFLOW_TIME_SCALE = 1.0
@@ -71,12 +72,14 @@ MEANFLOW_TIME_SCALE = 1.0
 the sinusoidal time embedding makes du/dt ~1000x larger, which diverges in training."""
 
 
-def meanflow_times(b: int, cfg: MeanFlowConfig) -> tuple[torch.Tensor, torch.Tensor]:
-    """(r, t), each (B,), 0 < r <= t < 1: logit-normal draws swapped where r > t; r = t for a fraction."""
-    t = torch.sigmoid(cfg.t_mean + cfg.t_std * torch.randn(b))  # (B,)
-    r = torch.sigmoid(cfg.r_mean + cfg.r_std * torch.randn(b))  # (B,)
+def meanflow_times(
+    b: int, cfg: MeanFlowConfig, device: torch.device | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(r, t) on `device`, each (B,), 0 < r <= t < 1: logit-normal draws swapped where r > t; r = t for a share."""
+    t = torch.sigmoid(cfg.t_mean + cfg.t_std * torch.randn(b, device=device))  # (B,)
+    r = torch.sigmoid(cfg.r_mean + cfg.r_std * torch.randn(b, device=device))  # (B,)
     t, r = torch.maximum(t, r), torch.minimum(t, r)
-    same = torch.rand(b) < cfg.r_equals_t_fraction
+    same = torch.rand(b, device=device) < cfg.r_equals_t_fraction
     return torch.where(same, t, r), t
 
 
@@ -112,7 +115,7 @@ class MeanFlowHead(ChunkPolicy):
         m = model or self.model
         cond = m.condition(batch)
         x, eps = batch["teacher"], batch["noise"]  # (B, H, Da)
-        r, t = meanflow_times(x.shape[0], self.algo)  # (B,) each
+        r, t = meanflow_times(x.shape[0], self.algo, x.device)  # (B,) each
         z = (1.0 - t)[:, None, None] * x + t[:, None, None] * eps  # (B, H, Da)
         v = eps - x  # (B, H, Da): the teacher's coupling is deterministic, so this is the exact velocity
 
@@ -138,8 +141,9 @@ class MeanFlowHead(ChunkPolicy):
         self, cond: torch.Tensor, noise: torch.Tensor, model: ChunkModel | None = None
     ) -> torch.Tensor:
         """x0 = z1 - u(z1, r=0, t=1): one call."""
-        b = noise.shape[0]
-        return noise - self.velocity(model or self.model, noise, torch.zeros(b), torch.ones(b), cond)
+        b, dev = noise.shape[0], noise.device
+        return noise - self.velocity(model or self.model, noise, torch.zeros(b, device=dev),
+                                     torch.ones(b, device=dev), cond)
 
 
 @POLICIES.register("mip_head")

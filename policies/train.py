@@ -18,6 +18,7 @@ from torch.utils.data import Dataset, default_collate
 
 from policies.checkpoint import load_checkpoint, save_checkpoint
 from policies.chunk_policy import Batch, ChunkModel, ChunkPolicy
+from policies.device import resolve_device, to_device
 from policies.io import save_policy
 from robot.core.errors import CheckpointError, ConfigError
 
@@ -62,6 +63,9 @@ class TrainConfig:
     """torch intra-op threads."""
     progress: bool = True
     """Show a progress bar."""
+    device: str = "cpu"
+    """Where the model, its EMA and the optimizer live and batches go: cpu, cuda, cuda:N or auto. Checkpoints are
+    written from CPU copies and the evaluator gets a CPU copy of the EMA model."""
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch_size < 1:
@@ -107,6 +111,10 @@ class Trainer:
 
     Output directory: `policy/` (EMA policy checkpoint), `train_state/` (everything to resume exactly),
     `metrics.jsonl` (one line per logged step), `curves.png`.
+
+    The model (moved in place), its EMA and the optimizer state live on `config.device`; datasets stay on the
+    CPU and each batch is moved over. Everything written is CPU tensors, so a run trained on a GPU resumes and
+    deploys on a CPU-only machine.
     """
 
     def __init__(
@@ -121,11 +129,12 @@ class Trainer:
     ) -> None:
         self.policy, self.train_set, self.val_set, self.config = policy, train_set, val_set, config
         self.evaluator = evaluator
+        self.device = resolve_device(config.device)  # before any output: a missing GPU is a config error
         self.out = Path(out)
         self.out.mkdir(parents=True, exist_ok=True)
         torch.set_num_threads(config.threads)
         torch.manual_seed(config.seed)
-        self.model = policy.model
+        self.model = policy.model.to(self.device)
         self.ema = copy.deepcopy(self.model).eval()
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         self.sched = torch.optim.lr_scheduler.LambdaLR(
@@ -142,22 +151,29 @@ class Trainer:
         with (self.out / "metrics.jsonl").open("a") as f:
             f.write(json.dumps(record) + "\n")
 
+    def _cpu_ema(self) -> ChunkModel:
+        """The EMA model on the CPU: itself when training there, else a copy (for saving and sim evaluation)."""
+        return self.ema if self.device.type == "cpu" else copy.deepcopy(self.ema).cpu()
+
     def save(self) -> None:
-        """EMA policy checkpoint + full train state, each written atomically."""
+        """EMA policy checkpoint + full train state (CPU tensors), each written atomically."""
         ema_policy = self.policy
         live = ema_policy.model
-        ema_policy.model = self.ema
+        ema_policy.model = self._cpu_ema()
         ema_policy.meta["train_step"] = self.step
         try:
             save_policy(ema_policy, self.out / "policy")
         finally:
             ema_policy.model = live
         opt_tensors, groups = _flatten_optimizer(self.opt)
-        tensors = {f"model/{k}": v for k, v in self.model.state_dict().items()}
-        tensors |= {f"ema/{k}": v for k, v in self.ema.state_dict().items()}
-        tensors |= {f"opt/{k}": v for k, v in opt_tensors.items()}
+        # .cpu() is the tensor itself on the CPU and a copy from a GPU.
+        tensors = {f"model/{k}": v.cpu() for k, v in self.model.state_dict().items()}
+        tensors |= {f"ema/{k}": v.cpu() for k, v in self.ema.state_dict().items()}
+        tensors |= {f"opt/{k}": v.cpu() for k, v in opt_tensors.items()}
         tensors["rng/batches"] = self.gen.get_state()
         tensors["rng/torch"] = torch.get_rng_state()
+        if self.device.type == "cuda":  # the loss noise is drawn there
+            tensors["rng/cuda"] = torch.cuda.get_rng_state(self.device)
         save_checkpoint(
             self.out / "train_state",
             tensors,
@@ -173,7 +189,7 @@ class Trainer:
         path = self.out / "train_state"
         if not path.exists() and not path.with_name("train_state.old").exists():
             return False
-        tensors, cfg = load_checkpoint(path)
+        tensors, cfg = load_checkpoint(path)  # CPU tensors; load_state_dict copies them onto the device
         if cfg.get("kind") != "train_state":
             raise CheckpointError(f"{path} is not a training state")
 
@@ -188,6 +204,8 @@ class Trainer:
             raise CheckpointError(f"{path} does not match this policy ({e}); use a new --out") from e
         self.gen.set_state(tensors["rng/batches"])
         torch.set_rng_state(tensors["rng/torch"])
+        if self.device.type == "cuda" and "rng/cuda" in tensors:  # absent when the run began on the CPU
+            torch.cuda.set_rng_state(tensors["rng/cuda"], self.device)
         self.step = int(cfg["step"])
         self.sched = torch.optim.lr_scheduler.LambdaLR(
             self.opt, lambda s: lr_factor(s, self.config.warmup_steps, self.config.steps), last_epoch=self.step - 1
@@ -207,22 +225,22 @@ class Trainer:
         if self.val_set is None or len(self.val_set) == 0:  # type: ignore[arg-type]
             return float("nan")
         g = torch.Generator().manual_seed(12345)
-        rng_state = torch.get_rng_state()
-        torch.manual_seed(12345)  # the same noise every time, so the curve is comparable
         losses = []
         n = len(self.val_set)  # type: ignore[arg-type]
-        for _ in range(batches):
-            idx = torch.randint(0, n, (min(self.config.batch_size, n),), generator=g)
-            batch = default_collate([self.val_set[int(i)] for i in idx])
-            losses.append(float(self.policy.loss(batch, self.ema)[0]))
-        torch.set_rng_state(rng_state)
+        # Restores the RNG states afterwards (the GPU's too), so validating does not change the training noise.
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            torch.manual_seed(12345)  # the same noise every time, so the curve is comparable
+            for _ in range(batches):
+                idx = torch.randint(0, n, (min(self.config.batch_size, n),), generator=g)
+                batch = to_device(default_collate([self.val_set[int(i)] for i in idx]), self.device)
+                losses.append(float(self.policy.loss(batch, self.ema)[0]))
         return float(np.mean(losses))
 
     def evaluate(self) -> dict[str, float]:
-        """Run the evaluator on the EMA weights."""
+        """Run the evaluator on the EMA weights (on the CPU: the sim hands over CPU observations)."""
         assert self.evaluator is not None
         live = self.policy.model
-        self.policy.model = self.ema
+        self.policy.model = self._cpu_ema()
         try:
             return self.evaluator(self.policy)
         finally:
@@ -248,7 +266,7 @@ class Trainer:
         t0 = time.perf_counter()
         end = c.steps if stop_at is None else min(stop_at, c.steps)
         while self.step < end:
-            batch = self._batch()
+            batch = to_device(self._batch(), self.device)
             loss, metrics = self.policy.loss(batch, self.model)
             self.opt.zero_grad(set_to_none=True)
             loss.backward()

@@ -285,7 +285,7 @@ def test_meanflow_loss_reports_plain_mse_and_uses_the_config_times(monkeypatch: 
     head = make_head(base("diffusion"), MeanFlowConfig(net=MlpNet(hidden=(32,)), adaptive_power=0.0))
     seen = []
 
-    def fixed(b: int, cfg: MeanFlowConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    def fixed(b: int, cfg: MeanFlowConfig, device: torch.device | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         seen.append(cfg)
         return torch.zeros(b), torch.ones(b)  # (r, t) = (0, 1): u_tgt = v - du/dt at the sampling point
 

@@ -10,6 +10,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from policies.device import resolve_device
 from policies.residual.losses import (
     alpha_loss,
     critic_loss,
@@ -79,23 +80,6 @@ class ResidualConfig:
             raise ConfigError("need n_heads >= 2, utd >= 1, actor_every >= 1, n_step >= 1")
         if not self.lr > 0:
             raise ConfigError(f"the learning rate must be > 0, got {self.lr}")
-
-
-def resolve_device(name: str | torch.device) -> torch.device:
-    """A torch device from 'cpu', 'cuda', 'cuda:N' or 'auto' (cuda when torch sees one), checked to exist."""
-    if str(name) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(name)
-    except RuntimeError as e:
-        raise ConfigError(f"unknown torch device {name!r}: use cpu, cuda, cuda:N or auto") from e
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {name!r}: this torch ({torch.__version__}) sees no CUDA GPU; use --device cpu")
-    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise ConfigError(f"device {name!r}: only {torch.cuda.device_count()} CUDA device(s) visible")
-    if dev.type not in ("cpu", "cuda"):
-        raise ConfigError(f"device {name!r}: the residual learner runs on cpu or cuda")
-    return dev
 
 
 def gpu_preset(algo: Literal["td3", "sac"] = "td3") -> ResidualConfig:

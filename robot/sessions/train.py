@@ -30,6 +30,11 @@ class RunBudget:
     """torch threads."""
     progress: bool = True
     """Progress bars."""
+    device: str = "cpu"
+    """Where the network trains: cpu, cuda, cuda:N or auto (cuda when torch sees one). The network, its EMA, the
+    optimizer and the validation loss run there; envs, sim evaluation (on a CPU copy), teacher targets and the saved
+    policy/ and train_state/ stay on the CPU, so a run trained on a GPU resumes or deploys on a CPU-only machine.
+    A missing GPU is an error before any data is read."""
 
 
 @dataclass(frozen=True)
@@ -168,9 +173,11 @@ def train_base(cfg: TrainBaseConfig) -> dict[str, Any]:
     from data.stats import compute_stats
     from policies.base_policies import DiffusionPolicy, FlowPolicy, MipPolicy
     from policies.config import ChunkConfig, DiffusionConfig, FlowConfig, MipConfig, ObsConfig, UnetNet
+    from policies.device import resolve_device
     from policies.normalize import Normalizer
     from policies.train import TrainConfig, Trainer
 
+    device = resolve_device(cfg.device)  # a missing GPU fails here, before the store is read
     store = EpisodeStore.open(cfg.store, "r")
     if not store.env_id:
         raise ConfigError(f"{cfg.store} does not record its env id; it cannot be evaluated in sim")
@@ -205,7 +212,7 @@ def train_base(cfg: TrainBaseConfig) -> dict[str, Any]:
     policy = cls(obs, chunk, int(store.schema["action"].shape[0]), algo, Normalizer(stats), meta=meta)
     tc = TrainConfig(steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr, eval_every=cfg.eval_every or cfg.steps,
                      checkpoint_every=max(1, min(500, cfg.steps)), seed=cfg.seed, threads=cfg.threads,
-                     progress=cfg.progress)
+                     progress=cfg.progress, device=str(device))
     trainer = Trainer(policy, train_set, cfg.out, tc, val_set=val_set,
                       evaluator=_evaluator(store.env_id, cfg.eval_episodes, _env_kwargs(meta)))
     if trainer.resume():
@@ -248,11 +255,13 @@ def train_head(cfg: TrainHeadConfig) -> dict[str, Any]:
     from data import EpisodeStore
     from data.dataset import WindowConfig, WindowDataset
     from policies.config import ConsistencyConfig, MeanFlowConfig, MipHeadConfig, MlpNet
+    from policies.device import resolve_device
     from policies.distill import TeacherTargets
     from policies.heads import make_head
     from policies.io import load_policy
     from policies.train import TrainConfig, Trainer
 
+    device = resolve_device(cfg.device)  # a missing GPU fails here, before rollouts and teacher targets
     torch.set_num_threads(cfg.threads)  # the teacher targets are computed before the trainer sets it
     per_window, rollout_episodes = cfg.sampling()
     if rollout_episodes < 0 or cfg.rollout_noise < 0:
@@ -287,7 +296,7 @@ def train_head(cfg: TrainHeadConfig) -> dict[str, Any]:
                              seed=cfg.seed, progress=cfg.progress, cache=cfg.targets or Path(cfg.out) / "targets")
     tc = TrainConfig(steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr, eval_every=cfg.eval_every or cfg.steps,
                      checkpoint_every=max(1, min(500, cfg.steps)), seed=cfg.seed, threads=cfg.threads,
-                     progress=cfg.progress, val_every=0)
+                     progress=cfg.progress, val_every=0, device=str(device))
     trainer = Trainer(head, targets, cfg.out, tc,
                       evaluator=_evaluator(meta["env_id"], cfg.eval_episodes, _env_kwargs(meta)))
     if trainer.resume():
