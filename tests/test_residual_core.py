@@ -132,6 +132,36 @@ def test_learner_moves_the_residual_toward_higher_return(algo: str, device: str)
 
 
 @pytest.mark.parametrize("device", DEVICES)
+def test_critic_picks_the_gripper_command_across_a_step_the_actor_does_not_cross(device: str) -> None:
+    from policies.residual.learner import ResidualConfig, ResidualLearner
+
+    # One-step episodes: obs = [context, base gripper command +1 (closed)]. Reward 1 for letting go (command below
+    # -0.3) where the context is > 0, and for holding (above 0.3) where it is < 0: a step, as a held cube has.
+    learner = ResidualLearner(2, 1, ResidualConfig(hidden=(64, 64), n_heads=4, lr=1e-3, action_scale=(2.0,)),
+                              seed=0, device=device)
+    rng = np.random.default_rng(0)
+    buf = ReplayBuffer(4096, 4, obs_dim=2, action_dim=1, n_step=1, gamma=0.0)
+
+    def batches():
+        while True:
+            for _ in range(8):
+                obs = np.stack([rng.uniform(-1, 1, 4), np.ones(4)], 1).astype(np.float32)
+                cmd = rng.uniform(-1, 1, (4, 1)).astype(np.float32)
+                ok = np.where(obs[:, 0] > 0, cmd[:, 0] < -0.3, cmd[:, 0] > 0.3)
+                buf.add(obs, cmd, ok.astype(np.float32), obs, np.ones(4, bool), np.zeros(4, bool))
+            yield buf.sample(128)
+
+    it = batches()
+    for _ in range(400):
+        learner.update(it, actor=False)  # critics only: the actor stays at its zero init
+    obs = np.array([[0.6, 1.0], [-0.6, 1.0], [0.9, 1.0]], np.float32)
+    assert np.all(learner.act(obs) == 0.0)  # the actor alone keeps the base's "closed" everywhere
+    r = learner.act_choosing(obs, (0,))
+    combined = np.clip(obs[:, 1:] + 2.0 * r, -1, 1)[:, 0]
+    np.testing.assert_allclose(combined, [-1.0, 1.0, -1.0])  # open where letting go pays, closed where holding does
+
+
+@pytest.mark.parametrize("device", DEVICES)
 def test_learner_state_round_trip(device: str) -> None:
     """Weights and optimizer state saved from a learner on `device` load into a CPU learner (a GPU-trained run
     resumes or deploys on a machine without one)."""

@@ -132,6 +132,23 @@ def test_correlated_exploration_keeps_a_direction_and_independent_noise_does_not
         small(tmp_path / "x", base_run, explore_corr=0.5, algo="sac")
 
 
+def test_critic_gripper_episodes_execute_one_of_the_three_gripper_commands(lift: tuple[Path, Path],
+                                                                        tmp_path: Path) -> None:
+    _, base_run = lift
+    tr = ResidualTrainer(small(tmp_path / "g", base_run, warmup_steps=0, critic_gripper=1.0, gripper_scale=2.0))
+    assert tr.gripper_dims == (6,)
+    for _ in range(30):
+        tr.collect()
+    base, done = tr.online.obs[:30, :, -7:], tr.online.action[:30]
+    grip = done[..., 6]
+    is_choice = np.isclose(grip, -1) | np.isclose(grip, 1) | np.isclose(grip, base[..., 6], atol=1e-5)
+    assert is_choice.all() and tr._critic_grip.all()
+    np.testing.assert_allclose(done[..., :3], base[..., :3], atol=0.1 * 0.6 + 1e-5)  # the arm explores as usual
+    for bad in (-0.1, 1.5):
+        with pytest.raises(ConfigError, match="--critic-gripper is a share of episodes"):
+            small(tmp_path / "x", base_run, critic_gripper=bad)
+
+
 @pytest.mark.parametrize("device", ["cpu", *(["cuda"] if torch.cuda.is_available() else [])])
 def test_resume_makes_the_same_next_update_as_the_uninterrupted_run(lift: tuple[Path, Path], tmp_path: Path,
                                                                     device: str) -> None:

@@ -142,6 +142,28 @@ class ResidualLearner:
         r, _ = self._residual(self.actor, self._t(obs), explore)
         return r.cpu().numpy()
 
+    @torch.no_grad()
+    def act_choosing(self, obs: np.ndarray, dims: tuple[int, ...]) -> np.ndarray:
+        """Deterministic residuals (E, D) -> (E, Da) whose `dims` are set to whichever executed command the critic
+        ensemble values most (mean over heads): the actor's, all -1 or all +1 on those dims.
+
+        A near-binary command (a position gripper drops a cube below ~0.3 of its range) puts a step in Q that the
+        actor's gradient does not cross: stuck at "half open" it hovers. The critic already scores both sides.
+        """
+        o = self._t(obs)  # (E, D)
+        r, _ = self._residual(self.actor, o, explore=False)  # (E, Da)
+        idx = list(dims)
+        base, sc = o[:, -self.action_dim:][:, idx], self.scales[idx]  # (E, G), (G,)
+        cands = r.unsqueeze(0).repeat(3, 1, 1)  # (3, E, Da): actor, open, closed
+        cands[1][:, idx] = ((-1.0 - base) / sc).clamp(-1.0, 1.0)
+        cands[2][:, idx] = ((1.0 - base) / sc).clamp(-1.0, 1.0)
+        e = o.shape[0]
+        flat = cands.reshape(3 * e, -1)
+        o3 = o.repeat(3, 1)  # (3E, D), candidate-major like flat
+        q = self.critic(o3, self.combine(o3, flat)).mean(0).reshape(3, e)  # (3, E)
+        best = q.argmax(0)  # (E,)
+        return cands[best, torch.arange(e, device=o.device)].cpu().numpy()
+
     def _t(self, x: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(x, dtype=torch.float32, device=self.device)
 

@@ -58,6 +58,11 @@ class TrainResidualConfig:
     """TD3 only: step-to-step correlation of the exploration noise (an AR(1) process per env, restarted each
     episode, with the same std). 0: independent noise every step. With delta actions independent noise averages
     out within a few steps; 0.9 keeps a direction for ~10 steps, so the arm explores offsets of centimetres."""
+    critic_gripper: float = 0.0
+    """Share of training episodes (drawn per episode) whose gripper command is chosen each step by the critic
+    ensemble among the actor's, fully open and fully closed (mean Q over heads); the arm explores as usual.
+    A position gripper's hold/drop threshold is a step in Q that the actor's gradient does not cross; this puts
+    both sides of it into the replay. Evaluation and the saved policy always use the actor alone."""
     hidden: tuple[int, ...] | None = None
     """Actor/critic widths (default: the preset's)."""
     n_heads: int | None = None
@@ -115,6 +120,8 @@ class TrainResidualConfig:
             raise ConfigError("--algo rlpd has no base to take the env and demos from: pass --env and --demos")
         if self.batch_size < 2:
             raise ConfigError(f"--batch-size must be >= 2, got {self.batch_size}")
+        if not 0.0 <= self.critic_gripper <= 1.0:
+            raise ConfigError(f"--critic-gripper is a share of episodes in [0, 1], got {self.critic_gripper}")
         if not 0.0 <= self.explore_corr < 1.0:
             raise ConfigError(f"--explore-corr must be in [0, 1) (0: independent noise), got {self.explore_corr}")
         if self.explore_corr and self.algo != "td3":
@@ -154,8 +161,8 @@ def _action_names(env_id: str) -> tuple[str, ...]:
     try:
         inner = env.unwrapped
         if not isinstance(inner, RobotEnv):
-            raise ConfigError(f"--gripper-scale needs a realrl env with named actions; {env_id} is a "
-                              f"{type(inner).__name__}: leave --gripper-scale out")
+            raise ConfigError(f"--gripper-scale and --critic-gripper need a realrl env with named actions; {env_id} "
+                              f"is a {type(inner).__name__}: leave them out")
         return tuple(inner.embodiment.action.names)
     finally:
         env.close()
@@ -190,7 +197,11 @@ class ResidualTrainer:
         self.env_id = cfg.env or meta.get("env_id", "")
         if not self.env_id:
             raise ConfigError("the base does not record its env; pass --env")
-        self.rcfg = learner_config(cfg, _action_names(self.env_id) if cfg.gripper_scale is not None else ())
+        names = _action_names(self.env_id) if cfg.gripper_scale is not None or cfg.critic_gripper else ()
+        self.rcfg = learner_config(cfg, names)
+        self.gripper_dims = tuple(i for i, n in enumerate(names) if "gripper" in n) if cfg.critic_gripper else ()
+        if cfg.critic_gripper and not self.gripper_dims:
+            raise ConfigError(f"--critic-gripper: the env's actions {names} have no gripper dimension")
         demos_path = cfg.demos or (Path(meta["store"]) if meta.get("store") else None)
         if demos_path is None or not Path(demos_path).exists():
             raise ConfigError(f"demo store {demos_path} not found; pass --demos STORE (realrl data collect ...)")
@@ -239,6 +250,7 @@ class ResidualTrainer:
         self._obs: list[dict[str, np.ndarray]] = []
         self._t = np.zeros(e, np.int64)  # each env's step in its episode (the base's chunk phase)
         self._noise = np.zeros((e, da))  # each env's correlated exploration noise (explore_corr > 0)
+        self._critic_grip = np.zeros(e, bool)  # whether env i's episode lets the critic pick the gripper command
         self._t0: float | None = None  # perf_counter at the start of train() in this process
         self._batches: Iterator[NStepBatch] | None = None
         self.resumed = False
@@ -265,6 +277,8 @@ class ResidualTrainer:
         self._t[i] = 0
         if self.cfg.explore_corr:  # a fresh draw from the stationary distribution
             self._noise[i] = self.rng.normal(0.0, self.cfg.explore_std, self._noise.shape[1])
+        if self.cfg.critic_gripper:
+            self._critic_grip[i] = self.rng.random() < self.cfg.critic_gripper
         return obs
 
     def _feats(self, obs: dict[str, np.ndarray], step: int) -> np.ndarray:
@@ -285,6 +299,9 @@ class ResidualTrainer:
             residual = np.clip(self.learner.act(feats) + np.clip(self._noise, -2 * sd, 2 * sd), -1.0, 1.0)
         else:
             residual = self.learner.act(feats, explore=True)
+        if self.env_steps >= self.cfg.warmup_steps and self._critic_grip.any():
+            rows = np.ix_(self._critic_grip, np.asarray(self.gripper_dims, np.intp))
+            residual[rows] = self.learner.act_choosing(feats, self.gripper_dims)[rows]
         n = len(self.envs)
         actions = np.empty((n, self.features.action_dim), np.float32)
         rewards, nxt = np.zeros(n, np.float32), np.empty_like(feats)
