@@ -88,9 +88,11 @@ class WeakBase:
 # same weights with Ta=4: 20-37%). FrankaPickPlace: 80 demos (44 successful) and 300 BC steps, 33%; BC on these
 # few demos swings with the step count (600 steps: 83%, 1000: 77%, 1500: 57%; 40 demos, 1500 steps: 30%, which the
 # residual could only lift to 40% in 30k steps), so check the base's printed success. G1BoxPickup, 8 demos and 400
-# BC steps with Ta=4: 50% (its Ta=1 execution: 83%, not weak); the same recipe with seed 1: 90%.
+# BC steps with Ta=4: 50% (its Ta=1 execution: 83%, not weak); the same recipe with seed 1: 90%. FrankaStack: 80
+# demos (35 successful); 300 BC steps give 7%, 1000 give 27%.
 WEAK_BASE = {"realrl/FrankaLift-v0": WeakBase(14, 300, n_action_steps=1),
              "realrl/FrankaPickPlace-v0": WeakBase(80, 300, n_action_steps=1),
+             "realrl/FrankaStack-v0": WeakBase(80, 1000, n_action_steps=1),
              "realrl/G1BoxPickup-v0": WeakBase(8, 400)}
 
 
