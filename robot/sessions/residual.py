@@ -62,7 +62,8 @@ class TrainResidualConfig:
     """Share of training episodes (drawn per episode) whose gripper command is chosen each step by the critic
     ensemble among the actor's, fully open and fully closed (mean Q over heads); the arm explores as usual.
     A position gripper's hold/drop threshold is a step in Q that the actor's gradient does not cross; this puts
-    both sides of it into the replay. Evaluation and the saved policy always use the actor alone."""
+    both sides of it into the replay. Evaluation and the saved policy always use the actor alone. Pair it with
+    --gripper-scale 2, so that fully open and fully closed are reachable from any base command."""
     hidden: tuple[int, ...] | None = None
     """Actor/critic widths (default: the preset's)."""
     n_heads: int | None = None
