@@ -159,7 +159,8 @@ class Trainer:
         """EMA policy checkpoint + full train state (CPU tensors), each written atomically."""
         ema_policy = self.policy
         live = ema_policy.model
-        ema_policy.model = self._cpu_ema()
+        cpu_ema = self._cpu_ema()  # one device-to-host copy serves the policy and the train state
+        ema_policy.model = cpu_ema
         ema_policy.meta["train_step"] = self.step
         try:
             save_policy(ema_policy, self.out / "policy")
@@ -168,7 +169,7 @@ class Trainer:
         opt_tensors, groups = _flatten_optimizer(self.opt)
         # .cpu() is the tensor itself on the CPU and a copy from a GPU.
         tensors = {f"model/{k}": v.cpu() for k, v in self.model.state_dict().items()}
-        tensors |= {f"ema/{k}": v.cpu() for k, v in self.ema.state_dict().items()}
+        tensors |= {f"ema/{k}": v for k, v in cpu_ema.state_dict().items()}
         tensors |= {f"opt/{k}": v.cpu() for k, v in opt_tensors.items()}
         tensors["rng/batches"] = self.gen.get_state()
         tensors["rng/torch"] = torch.get_rng_state()
