@@ -20,6 +20,7 @@ from robot.core.errors import CheckpointError, ConfigError
 from robot.sessions.envs import make_env
 from robot.sessions.evaluate import evaluate_policy
 from robot.sessions.residual import ResidualTrainer, TrainResidualConfig
+from robot.sessions.rollouts import record_rollouts
 from robot.sessions.train import TrainBaseConfig, train_base
 
 ENV = "realrl/FrankaLift-v0"
@@ -32,19 +33,9 @@ def lift(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("lift")
     demos = root / "demos.zarr"
     env = make_env(ENV)
-    with EpisodeStore.create(demos, fps=20.0, env_id=ENV) as store:
-        for seed in range(3):  # the expert, appended directly (the recorder has its own tests)
-            obs, _ = env.reset(seed=seed)
-            expert = env.unwrapped.task.expert(seed=seed)
-            steps: list[dict[str, np.ndarray]] = []
-            done, info = False, {}
-            while not done:
-                a = expert.act(obs)
-                steps.append({**{k: v for k, v in obs.items() if k.startswith("state/")}, "action": a})
-                obs, _, term, trunc, info = env.step(a)
-                done = term or trunc
-            store.append_episode({k: np.stack([s[k] for s in steps]) for k in steps[0]}, success=info["success"])
+    expert = env.unwrapped.task.expert()
     env.close()
+    record_rollouts(expert, ENV, demos, 3, seed=0)  # clean: every episode succeeds
     base = root / "base"
     train_base(TrainBaseConfig(store=demos, out=base, policy="bc", down_dims=(16, 32), steps=20, batch_size=32,
                                eval_every=0, eval_episodes=1, progress=False, threads=1))

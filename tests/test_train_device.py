@@ -1,13 +1,11 @@
 """`train base|head --device`: losses and training on each device torch sees, CPU checkpoints, early device errors."""
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 import torch
 
-from data import EpisodeStore
 from policies.base_policies import DiffusionPolicy, FlowPolicy, MipPolicy
 from policies.chunk_policy import ChunkPolicy
 from policies.config import (
@@ -28,6 +26,7 @@ from policies.io import load_policy
 from policies.normalize import Normalizer
 from robot.core.errors import ConfigError
 from robot.sessions.envs import make_env
+from robot.sessions.rollouts import record_rollouts
 from robot.sessions.train import TrainBaseConfig, TrainHeadConfig, train_base, train_head
 
 ENV = "realrl/FrankaLift-v0"
@@ -85,22 +84,12 @@ def test_to_device_moves_nested_tensors_and_leaves_the_rest() -> None:
 
 @pytest.fixture(scope="module")
 def demos(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Two scripted-expert episodes of FrankaLift (states and actions only)."""
+    """Two scripted-expert episodes of FrankaLift."""
     path = tmp_path_factory.mktemp("device") / "demos.zarr"
     env = make_env(ENV)
-    with EpisodeStore.create(path, fps=20.0, env_id=ENV) as store:
-        for seed in range(2):
-            obs, _ = env.reset(seed=seed)
-            expert = env.unwrapped.task.expert(seed=seed)  # type: ignore[attr-defined]
-            steps: list[dict[str, np.ndarray]] = []
-            done, info = False, dict[str, Any]()
-            while not done:
-                a = expert.act(obs)
-                steps.append({**{k: v for k, v in obs.items() if k.startswith("state/")}, "action": a})
-                obs, _, term, trunc, info = env.step(a)
-                done = term or trunc
-            store.append_episode({k: np.stack([s[k] for s in steps]) for k in steps[0]}, success=info["success"])
+    expert = env.unwrapped.task.expert()  # type: ignore[attr-defined]
     env.close()
+    record_rollouts(expert, ENV, path, 2, seed=0)
     return path
 
 
