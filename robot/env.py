@@ -30,6 +30,18 @@ class GoalTask(Task):
     def compute_reward(self, achieved_goal: np.ndarray, desired_goal: np.ndarray, info: Any) -> np.ndarray:
         """Sparse reward (0 on success, -1 otherwise) for batched goals (..., goal_dim), as in GoalEnv."""
 
+    def goal_observation(self, goal: np.ndarray) -> dict[str, np.ndarray]:
+        """The task's own observation keys that carry the desired goal, for `goal` (what hindsight relabelling
+        rewrites besides `desired_goal`); none by default."""
+        return {}
+
+    def hindsight_goals(self, achieved: np.ndarray, first: Observation) -> tuple[np.ndarray, np.ndarray]:
+        """Which achieved goals (N, goal_dim) of an episode that began at `first` this task could have set as its
+        goal, and those goals as it would set them: ((N,) bool, (N, goal_dim)). Call before the next reset (the
+        task may read the episode's scene). Default: every achieved goal, unchanged."""
+        achieved = np.asarray(achieved, np.float64)
+        return np.ones(len(achieved), bool), achieved
+
 
 def _space_for(value: np.ndarray) -> gym.spaces.Box:
     value = np.asarray(value)

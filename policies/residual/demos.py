@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from data.store import EpisodeStore
 from policies.residual.policy import Features
 from policies.residual.replay import ReplayBuffer
 from robot.core.errors import ConfigError
 from robot.core.interfaces import Policy
+from robot.core.types import Observation
 
 
 @dataclass
@@ -53,13 +56,7 @@ def load_demos(store: EpisodeStore, base: Policy, state_keys: tuple[str, ...], *
                                leave=False)):
         ep = store.episode(i, (*keys, "action"))
         length = len(ep["action"])
-        base.reset()
-        seed_fn = getattr(base, "seed", None)
-        if seed_fn is not None:
-            seed_fn(seed + j)
-        ba = np.empty((length, ep["action"].shape[1]), np.float32)
-        for t in range(length):
-            ba[t] = np.clip(base.act({k: ep[k][t] for k in keys}), -1.0, 1.0)
+        ba = base_actions_along(base, [{k: ep[k][t] for k in keys} for t in range(length)], seed=seed + j)
         for k in state_keys:
             states[k].append(np.asarray(ep[k], np.float32).reshape(length, -1))
         actions.append(np.clip(ep["action"], -1.0, 1.0).astype(np.float32))
@@ -72,6 +69,40 @@ def load_demos(store: EpisodeStore, base: Policy, state_keys: tuple[str, ...], *
                    np.concatenate(base_actions), np.concatenate(steps), np.asarray(ends), np.asarray(success))
 
 
+def base_actions_along(base: Policy, observations: Sequence[Observation], *, seed: int | None = None) -> np.ndarray:
+    """(T, Da) actions of the base, reset (and seeded) first, along an episode's observations, clipped to [-1, 1].
+
+    A chunked policy that re-plans every step (Ta = 1) depends only on its last To observations, so every step is
+    planned in one batched call; any other policy is stepped through the episode.
+    """
+    from policies.chunk_policy import ChunkPolicy
+
+    base.reset()
+    seed_fn = getattr(base, "seed", None)
+    if seed_fn is not None and seed is not None:
+        seed_fn(seed)
+    if isinstance(base, ChunkPolicy) and base.chunk_cfg.n_action_steps == 1 and observations:
+        to, n = base.chunk_cfg.n_obs_steps, len(observations)
+        batch = {}
+        for k in (*base.obs_cfg.state_keys, *base.obs_cfg.image_keys):
+            try:
+                x = np.stack([np.asarray(o[k]) for o in observations])  # (T, ...)
+            except KeyError:
+                raise ConfigError(f"observation has no key {k!r}; the base reads {list(base.obs_cfg.state_keys)} + "
+                                  f"{list(base.obs_cfg.image_keys)}") from None
+            if k in base.obs_cfg.image_keys:
+                x = x.transpose(0, 3, 1, 2)
+            # history of step t: steps t-To+1 .. t, edge-padded with step 0 like act()
+            idx = np.clip(np.arange(n)[:, None] + np.arange(1 - to, 1)[None, :], 0, None)  # (T, To)
+            batch[k] = torch.from_numpy(np.ascontiguousarray(x[idx]))
+        c = base.chunk_cfg
+        noise = torch.randn((n, c.horizon, base.action_dim), generator=base.generator)
+        chunks = base.sample(batch, noise).numpy()  # (T, H, Da)
+        return np.clip(chunks[:, to - 1], -1.0, 1.0).astype(np.float32)
+    rows = [np.clip(np.asarray(base.act(o), np.float64), -1.0, 1.0) for o in observations]
+    return np.stack(rows).astype(np.float32) if rows else np.zeros((0, 0), np.float32)
+
+
 def demo_replay(demos: DemoSet, features: Features, *, n_step: int, gamma: float, seed: int) -> ReplayBuffer:
     """A one-stream replay of the demo transitions with the sparse reward of the online env: 1 on the step
     that reached success (episode end, terminated), 0 elsewhere; unsuccessful episodes end truncated."""
@@ -80,12 +111,9 @@ def demo_replay(demos: DemoSet, features: Features, *, n_step: int, gamma: float
     buf = ReplayBuffer(n + 1, 1, features.dim, features.action_dim, n_step=n_step, gamma=gamma, seed=seed)
     start = 0
     for end, ok in zip(demos.ends, demos.success, strict=True):
-        for t in range(start, end):
-            last = t == end - 1
-            # A successful end is terminal (never bootstrapped); an unsuccessful one bootstraps from its own
-            # last observation, the closest recorded one to the unrecorded next state.
-            nxt = feats[t] if last else feats[t + 1]
-            buf.add(feats[t][None], demos.actions[t][None], np.array([float(last and ok)]), nxt[None],
-                    np.array([last and ok]), np.array([last and not ok]))
+        # The step after an episode's last one was not recorded: its own last observation stands in (a success
+        # is terminal and never bootstrapped; an unsuccessful end bootstraps from the closest recorded state).
+        ep = feats[start:end]
+        buf.add_episode(np.concatenate([ep, ep[-1:]]), demos.actions[start:end], bool(ok))
         start = end
     return buf

@@ -266,14 +266,15 @@ class ResidualLearner:
             self.gen.manual_seed(self.updates)
 
 
+def concat(*batches: NStepBatch) -> NStepBatch:
+    """One batch holding every row of `batches`, in order."""
+    return NStepBatch(*(np.concatenate([getattr(b, f) for b in batches]) for f in
+                        ("obs", "action", "returns", "discount", "next_obs")))
+
+
 def mix(online: Iterator[NStepBatch], demo: Iterator[NStepBatch] | None) -> Iterator[NStepBatch]:
     """Concatenate an online and a demo batch into one (their sizes set the mix: equal halves is RLPD's symmetric
     sampling); online only without demos."""
     while True:
         a = next(online)
-        if demo is None:
-            yield a
-            continue
-        d = next(demo)
-        yield NStepBatch(*(np.concatenate([getattr(a, f), getattr(d, f)]) for f in
-                           ("obs", "action", "returns", "discount", "next_obs")))
+        yield a if demo is None else concat(a, next(demo))

@@ -59,6 +59,20 @@ class ReplayBuffer:
         self.t = (self.t + 1) % self.capacity
         self.size = min(self.size + 1, self.capacity)
 
+    def add_episode(self, obs: np.ndarray, action: np.ndarray, success: bool) -> None:
+        """Append one whole episode to a one-stream replay: obs (T+1, D) from the first observation to the one
+        after the last action, action (T, Da). The last step gets reward 1 and ends terminated when the episode
+        succeeded; otherwise it ends truncated (and bootstraps)."""
+        n = len(action)
+        if self.n_envs != 1:
+            raise ConfigError(f"add_episode writes a one-stream replay; this one has {self.n_envs} envs")
+        if n == 0 or len(obs) != n + 1:
+            raise ConfigError(f"an episode of {n} actions needs {n + 1} observation rows, got {len(obs)}")
+        for t in range(n):
+            last = t == n - 1
+            self.add(obs[t][None], action[t][None], np.array([float(last and success)]), obs[t + 1][None],
+                     np.array([last and success]), np.array([last and not success]))
+
     def sample(self, batch: int) -> NStepBatch:
         """Uniform over stored (row, env) pairs, with n-step returns."""
         if self.size == 0:

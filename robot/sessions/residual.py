@@ -17,7 +17,7 @@ import numpy as np
 from robot.core.errors import CheckpointError, ConfigError
 
 if TYPE_CHECKING:
-    from policies.residual.replay import NStepBatch
+    from policies.residual.replay import NStepBatch, ReplayBuffer
 
 CHECKPOINT = "checkpoint"
 
@@ -64,6 +64,12 @@ class TrainResidualConfig:
     A position gripper's hold/drop threshold is a step in Q that the actor's gradient does not cross; this puts
     both sides of it into the replay. Evaluation and the saved policy always use the actor alone. Pair it with
     --gripper-scale 2, so that fully open and fully closed are reachable from any base command."""
+    her: int = 0
+    """Hindsight goal relabelling (goal-conditioned tasks): every finished training episode is also stored up to
+    this many times more, each with a goal it reached at some step (one the task could have set: on FrankaPickPlace
+    a cube position resting on the table) as its goal, cut at the first step that reaches it, with the base
+    re-run on the relabelled observations. The online half of each batch draws relabelled transitions in
+    proportion to their count, at most her/(her+1) of it. 0: off."""
     hidden: tuple[int, ...] | None = None
     """Actor/critic widths (default: the preset's)."""
     n_heads: int | None = None
@@ -128,6 +134,8 @@ class TrainResidualConfig:
         if self.explore_corr and self.algo != "td3":
             raise ConfigError(f"--explore-corr shapes TD3's exploration noise; --algo {self.algo} samples from its "
                               "own policy (leave --explore-corr out)")
+        if self.her < 0:
+            raise ConfigError(f"--her is a number of relabelled goals per episode (0: off), got {self.her}")
         if not 0.0 <= self.demo_fraction < 1.0:
             raise ConfigError(f"--demo-fraction must be in [0, 1) (online data is always sampled), got "
                               f"{self.demo_fraction}")
@@ -240,6 +248,23 @@ class ResidualTrainer:
         self.learner = ResidualLearner(self.features.dim, da, self.rcfg, seed=cfg.seed, device=self.device)
         self.rng = np.random.default_rng(cfg.seed + 3)
         self.envs = [self._make_env() for _ in range(e)]
+        # Hindsight relabelling: a one-stream replay of relabelled episodes, the base that is re-run on them and
+        # each env's episode so far (the observation keys features, base and goals need, and the actions).
+        self.her: ReplayBuffer | None = None
+        self._trace: list[tuple[list[dict[str, np.ndarray]], list[np.ndarray], int]] = [([], [], 0) for _ in range(e)]
+        if cfg.her:
+            from robot.env import GoalTask
+
+            task = self.envs[0].unwrapped.task
+            if not isinstance(task, GoalTask):
+                raise ConfigError(f"--her relabels goals; {self.env_id} ({type(task).__name__}) is not a "
+                                  "goal-conditioned task: leave --her out")
+            self.her = ReplayBuffer(cfg.steps * cfg.her + 1, 1, self.features.dim, da, n_step=self.rcfg.n_step,
+                                    gamma=self.rcfg.gamma, seed=cfg.seed + 4)
+            self.her_base = make_base()
+            base_cfg = getattr(self.her_base, "obs_cfg", None)
+            self._trace_keys = tuple(dict.fromkeys((*state_keys, *getattr(base_cfg, "state_keys", ()),
+                                                    *getattr(base_cfg, "image_keys", ()), "achieved_goal")))
         self.eval_base = make_base()
         self.env_steps = 0
         self.episodes = 0
@@ -274,6 +299,8 @@ class ResidualTrainer:
 
     def _reset(self, i: int) -> dict[str, np.ndarray]:
         obs, _ = self.envs[i].reset(seed=self.next_seed)
+        if self.her is not None:
+            self._trace[i] = ([self._keep(obs)], [], self.next_seed)
         self.next_seed += 1
         self._t[i] = 0
         if self.cfg.explore_corr:  # a fresh draw from the stationary distribution
@@ -284,6 +311,22 @@ class ResidualTrainer:
 
     def _feats(self, obs: dict[str, np.ndarray], step: int) -> np.ndarray:
         return self.features(obs, obs["base_action"], step)
+
+    def _keep(self, obs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {k: np.array(obs[k]) for k in self._trace_keys}
+
+    def _hindsight(self, i: int) -> None:
+        """Store env i's finished episode again with up to cfg.her goals it reached (before the env resets: the
+        task still holds the episode's scene)."""
+        from policies.residual.hindsight import pick_goals, relabel
+
+        assert self.her is not None
+        observations, actions, seed = self._trace[i]
+        task = self.envs[i].unwrapped.task
+        for goal in pick_goals(task, observations, self.cfg.her, self.rng):
+            ep = relabel(observations, np.stack(actions), goal, task, self.her_base, self.features, seed=seed)
+            if ep is not None:
+                self.her.add_episode(ep[0], ep[1], True)
 
     # -- one vector step ----------------------------------------------------------------------
     def collect(self) -> None:
@@ -315,9 +358,14 @@ class ResidualTrainer:
             term[i], trunc[i] = terminated or success, truncated and not success
             self._t[i] += 1
             nxt[i] = self._feats(obs, int(self._t[i]))
+            if self.her is not None:
+                self._trace[i][0].append(self._keep(obs))
+                self._trace[i][1].append(actions[i].copy())
             if term[i] or trunc[i]:
                 self.episodes += 1
                 self.recent.append(float(success))
+                if self.her is not None:
+                    self._hindsight(i)
                 obs = self._reset(i)
             self._obs[i] = obs
         self.online.add(feats, actions, rewards, nxt, term, trunc)
@@ -329,10 +377,27 @@ class ResidualTrainer:
 
         if self._batches is None:
             n_demo = round(self.rcfg.batch_size * self.cfg.demo_fraction)
-            self._batches = mix(self.online.sampler(self.rcfg.batch_size - n_demo),
-                                self.demo.sampler(n_demo) if n_demo else None)
+            n_online = self.rcfg.batch_size - n_demo
+            online = (self.online.sampler(n_online) if self.her is None
+                      else self._online_with_hindsight(n_online))
+            self._batches = mix(online, self.demo.sampler(n_demo) if n_demo else None)
         actor = self.env_steps >= self.cfg.warmup_steps + self.cfg.critic_warmup_steps
         return self.learner.update(self._batches, actor=actor)
+
+    def _online_with_hindsight(self, n: int) -> Iterator[NStepBatch]:
+        """Online batches of n whose relabelled share follows the two replays' sizes, capped at her/(her+1) (HER's
+        'future' ratio); deterministic in the sizes, so a resumed run draws the same batches."""
+        from policies.residual.learner import concat
+
+        assert self.her is not None
+        cap = self.cfg.her / (self.cfg.her + 1)
+        while True:
+            h, o = len(self.her), len(self.online)
+            n_her = min(round(n * h / max(h + o, 1)), round(n * cap))
+            if n_her == 0:
+                yield self.online.sample(n)
+            else:
+                yield concat(self.online.sample(n - n_her), self.her.sample(n_her))
 
     # -- evaluation ---------------------------------------------------------------------------
     def policy(self) -> Any:
@@ -379,7 +444,7 @@ class ResidualTrainer:
             rng_state["cuda_rng"] = torch.cuda.get_rng_state(self.learner.device)
         torch.save({**self.learner.training_state(), **rng_state}, tmp / "training.pt")
         replay_meta = {}
-        for name, buf in (("online", self.online), ("demo", self.demo)):
+        for name, buf in self._replays():
             st = buf.state_dict()
             np.savez(tmp / f"{name}.npz", **st["arrays"])
             replay_meta[name] = st["meta"]
@@ -398,7 +463,7 @@ class ResidualTrainer:
 
         if not path.exists() and path.with_name(path.name + ".old").exists():
             path = path.with_name(path.name + ".old")  # a save died between its two renames
-        need = ("learner.safetensors", "training.pt", "online.npz", "demo.npz", "state.json")
+        need = ("learner.safetensors", "training.pt", *(f"{name}.npz" for name, _ in self._replays()), "state.json")
         missing = [f for f in need if not (path / f).is_file()]
         if missing:
             raise CheckpointError(f"{path} is not a complete residual checkpoint (missing {missing}); nothing to "
@@ -414,7 +479,7 @@ class ResidualTrainer:
         if cuda_rng is not None and self.learner.device.type == "cuda":
             torch.cuda.set_rng_state(cuda_rng, self.learner.device)
         self.learner.load_training_state(training)
-        for name, buf in (("online", self.online), ("demo", self.demo)):
+        for name, buf in self._replays():
             with np.load(path / f"{name}.npz") as z:
                 buf.load_state_dict({"arrays": {k: z[k] for k in z.files}, "meta": state["replay"][name]})
         self.online.mark_truncated()
@@ -424,6 +489,9 @@ class ResidualTrainer:
         self.history, self.base_eval = state["history"], state["base_eval"]
         self.rng.bit_generator.state = state["rng"]
         self._obs, self._batches = [], None
+
+    def _replays(self) -> list[tuple[str, ReplayBuffer]]:
+        return [("online", self.online), ("demo", self.demo), *([("her", self.her)] if self.her is not None else [])]
 
     def save_policy(self) -> Path:
         """The deployable base + residual in out/policy."""
@@ -478,6 +546,8 @@ class ResidualTrainer:
                     row = {"env_steps": self.env_steps, "episodes": self.episodes, "updates": self.learner.updates,
                            "updates_per_s": (self.learner.updates - updates0) / max(dt, 1e-9),
                            "train_success": float(np.mean(self.recent)) if self.recent else 0.0, **metrics}
+                    if self.her is not None:
+                        row["her_transitions"] = len(self.her)
                     t0, updates0 = time.perf_counter(), self.learner.updates
                 if crossed(cfg.eval_every) or done:
                     last_eval = self.evaluate()

@@ -163,6 +163,8 @@ class FrankaPickPlace(FrankaTableTask, GoalTask):
     max_episode_steps = 160
     goal_dim = 3
     tolerance = 0.03
+    rest_tolerance = 0.005
+    """How far (m) a cube centre may sit from its resting height and still count as on the table."""
 
     def _place_goals(self, rng: np.random.Generator, sim: MujocoRobot, taken: list[np.ndarray]) -> None:
         xy = self._sample_xy(rng, taken)
@@ -186,6 +188,24 @@ class FrankaPickPlace(FrankaTableTask, GoalTask):
         """0 within tolerance, -1 otherwise (batched)."""
         d = np.linalg.norm(np.asarray(achieved_goal) - np.asarray(desired_goal), axis=-1)
         return -(d > self.tolerance).astype(np.float32)
+
+    def goal_observation(self, goal: np.ndarray) -> dict[str, np.ndarray]:
+        """state/goal_pos for `goal`."""
+        return {"state/goal_pos": np.asarray(goal, np.float32).reshape(3).copy()}
+
+    def hindsight_goals(self, achieved: np.ndarray, first: Observation) -> tuple[np.ndarray, np.ndarray]:
+        """Cube positions that _place_goals could have drawn: resting on the table (centre within rest_tolerance
+        of its half height), inside the placement region and min_separation from where the cube started; the
+        goal sits at the half height exactly, like a drawn one. A position in the air is no goal of this task."""
+        a = np.asarray(achieved, np.float64).reshape(-1, 3)
+        c, h = self.config, float(self._half["cube"][2])
+        resting = np.abs(a[:, 2] - h) <= self.rest_tolerance
+        inside = np.all((a[:, :2] >= c.xy_low) & (a[:, :2] <= c.xy_high), axis=1)
+        start = np.asarray(first["state/cube_pose"][:2], np.float64)
+        apart = np.linalg.norm(a[:, :2] - start, axis=1) >= c.min_separation
+        goals = a.copy()
+        goals[:, 2] = h
+        return resting & inside & apart, goals
 
     def success(self, obs: Observation) -> bool:
         """Cube centre within tolerance of the goal (so resting on the table at the spot)."""
