@@ -17,6 +17,9 @@ class GoalTask(Task):
     """A goal-conditioned task: adds gymnasium-robotics GoalEnv keys and a vectorized compute_reward."""
 
     goal_dim: int = 3
+    goal_state_keys: tuple[str, str] | None = None
+    """(achieved, desired): state keys whose first goal_dim entries are the achieved and the desired goal, when the
+    goals are in the state (lets a learner give the goal offset as an input); None: they are not."""
 
     @abc.abstractmethod
     def achieved_goal(self, obs: Observation) -> np.ndarray:

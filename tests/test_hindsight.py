@@ -1,5 +1,6 @@
-"""Hindsight goal relabelling for the residual learner: which goals a task accepts, relabelled episodes with the
-base re-run on the new goal, the batched base re-run, and `--her` in the training loop with exact resume."""
+"""Goal-conditioned aids of the residual learner. Hindsight relabelling: which goals a task accepts, relabelled
+episodes with the base re-run on the new goal, the batched base re-run, `--her` in the training loop with exact
+resume. The goal offset input (`--goal-delta`)."""
 
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ import torch
 from policies.io import load_policy
 from policies.residual.demos import base_actions_along
 from policies.residual.hindsight import pick_goals, relabel
+from policies.residual.policy import Features, load_residual_policy
 from robot.core.errors import ConfigError
 from robot.sessions.envs import make_env
 from robot.sessions.residual import ResidualTrainer, TrainResidualConfig
@@ -101,8 +103,6 @@ def test_relabelled_episode_reaches_its_goal_at_the_cut_with_the_base_rerun_for_
     assert 1 <= len(goals) <= 3
     assert all(np.linalg.norm(g[:2] - other[:2]) < 0.02 for g in goals)  # where the expert set the cube down
     base = load_policy(base_run / "policy")
-    from policies.residual.policy import Features
-
     keys = tuple(base.obs_cfg.state_keys)
     feats_fn = Features.fit(keys, {k: np.stack([o[k] for o in observations]) for k in keys}, base.action_dim)
     ep = relabel(observations, actions, goals[0], task, base, feats_fn)
@@ -182,6 +182,45 @@ def test_her_in_training_stores_relabelled_successes_and_resumes_exactly(pp: tup
         torch.testing.assert_close(p1, p2, rtol=0, atol=0)
 
 
+def test_goal_delta_features_give_the_standardized_goal_offset_and_its_norm() -> None:
+    rng = np.random.default_rng(0)
+    states = {"state/cube_pose": rng.normal(size=(50, 7)), "state/goal_pos": rng.normal(size=(50, 3)),
+              "state/gripper": rng.normal(size=(50, 1))}
+    keys = ("state/cube_pose", "state/goal_pos", "state/gripper")
+    plain = Features.fit(keys, states, 4)
+    f = Features.fit(keys, states, 4, goal_delta=("state/cube_pose", "state/goal_pos", 3))
+    assert f.dim == plain.dim + 4 and f.delta_dim == 4
+    x = f.batch(states, np.zeros((50, 4)))
+    np.testing.assert_allclose(x[:, :11], plain.batch(states, np.zeros((50, 4)))[:, :11], atol=1e-6)
+    off = states["state/cube_pose"][:, :3] - states["state/goal_pos"]
+    raw = np.concatenate([off, np.linalg.norm(off, axis=1, keepdims=True)], 1)
+    np.testing.assert_allclose(x[:, 11:15], (raw - raw.mean(0)) / raw.std(0), atol=1e-5)
+    np.testing.assert_array_equal(x[:, -4:], 0.0)  # the base action stays in the last columns
+    assert Features.from_json(f.to_json()) == f
+    assert "goal_delta" not in plain.to_json()  # feature JSON of runs without it is unchanged (resume checks it)
+    with pytest.raises(ConfigError, match="goal_delta"):
+        Features.fit(keys, states, 4, goal_delta=("state/cube_pose", "state/ee_pose", 3))
+    with pytest.raises(ConfigError, match="goal_delta"):
+        Features.fit(keys, states, 4, goal_delta=("state/cube_pose", "state/gripper", 3))
+
+
+def test_goal_delta_run_trains_saves_and_reloads_its_features(pp: tuple[Path, Path], tmp_path: Path) -> None:
+    demos, base_run = pp
+    cfg = TrainResidualConfig(out=tmp_path / "r", base=base_run, demos=demos, env=PP, steps=60, num_envs=1,
+                              goal_delta=True, warmup_steps=20, critic_warmup_steps=20, hidden=(16,), n_heads=2,
+                              batch_size=8, eval_every=0, eval_episodes=1, progress=False)
+    tr = ResidualTrainer(cfg)
+    assert tr.features.goal_delta == ("state/cube_pose", "state/goal_pos", 3)
+    tr.train()
+    policy = load_residual_policy(tmp_path / "r" / "policy")
+    assert policy.features == tr.features
+    env = make_env(PP)
+    obs, _ = env.reset(seed=1)
+    policy.reset()
+    assert np.isfinite(policy.act(obs)).all()
+    env.close()
+
+
 def test_her_needs_a_goal_conditioned_task(pp: tuple[Path, Path], tmp_path: Path) -> None:
     _, base_run = pp
     with pytest.raises(ConfigError, match="--her"):
@@ -196,4 +235,7 @@ def test_her_needs_a_goal_conditioned_task(pp: tuple[Path, Path], tmp_path: Path
                                batch_size=8, eval_every=0, eval_episodes=1, progress=False, threads=1))
     with pytest.raises(ConfigError, match="not a goal-conditioned task"):
         ResidualTrainer(TrainResidualConfig(out=tmp_path / "l", base=lift_base, her=2, progress=False,
+                                            hidden=(8,), n_heads=2))
+    with pytest.raises(ConfigError, match="--goal-delta"):
+        ResidualTrainer(TrainResidualConfig(out=tmp_path / "l", base=lift_base, goal_delta=True, progress=False,
                                             hidden=(8,), n_heads=2))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +26,9 @@ RESIDUAL_DIR = "residual"
 class Features:
     """How an observation (+ the base action) becomes the residual actor's and critic's input vector.
 
-    Layout: standardized state keys in order, then (with `phase_dim` > 0) a one-hot of the base's chunk phase,
-    then the base action (already in [-1, 1]) in the last `action_dim` columns, where the learner reads it to
-    form clip(base + scale * residual).
+    Layout: standardized state keys in order, then (with `goal_delta`) the standardized goal offset and its norm,
+    then (with `phase_dim` > 0) a one-hot of the base's chunk phase, then the base action (already in [-1, 1]) in
+    the last `action_dim` columns, where the learner reads it to form clip(base + scale * residual).
 
     The chunk phase is the episode step modulo the base's Ta (a chunked base plans at its reset and then every
     Ta steps): the base's coming actions were fixed at the last plan, so two equal observations at different
@@ -42,27 +42,56 @@ class Features:
     std: tuple[float, ...]
     phase_dim: int = 0
     """Base chunk length Ta whose phase is one-hot encoded (0: no phase input)."""
+    goal_delta: tuple[str, str, int] | None = None
+    """(achieved key, desired key, n): also give the first n entries of achieved - desired and their norm. A
+    sparse goal reward is a step in that distance (3 cm on FrankaPickPlace); an MLP of standardized absolute
+    positions that span the whole table resolves it only coarsely."""
 
     def __post_init__(self) -> None:
         if self.phase_dim < 0:
             raise ConfigError(f"phase_dim must be >= 0, got {self.phase_dim}")
+        if self.goal_delta is not None:
+            a, d, n = self.goal_delta
+            dims = dict(zip(self.state_keys, self.state_dims, strict=True))
+            if a not in dims or d not in dims or not 1 <= n <= min(dims[a], dims[d]):
+                raise ConfigError(f"goal_delta {self.goal_delta}: both keys must be state keys of the features "
+                                  f"({list(self.state_keys)}) with at least n entries")
+
+    @property
+    def delta_dim(self) -> int:
+        """Columns of the goal offset block (n + 1 for its norm; 0 without goal_delta)."""
+        return 0 if self.goal_delta is None else self.goal_delta[2] + 1
 
     @property
     def dim(self) -> int:
         """Feature vector length."""
-        return sum(self.state_dims) + self.phase_dim + self.action_dim
+        return sum(self.state_dims) + self.delta_dim + self.phase_dim + self.action_dim
+
+    @staticmethod
+    def _raw(state_keys: tuple[str, ...], states: dict[str, np.ndarray], n: int,
+             goal_delta: tuple[str, str, int] | None) -> np.ndarray:
+        """(n, columns) unstandardized: the state keys in order, then the goal offset and its norm."""
+        cols = [np.asarray(states[k], np.float64).reshape(n, -1) for k in state_keys]
+        if goal_delta is not None:
+            a, d, m = goal_delta
+            off = (np.asarray(states[a], np.float64).reshape(n, -1)[:, :m]
+                   - np.asarray(states[d], np.float64).reshape(n, -1)[:, :m])
+            cols += [off, np.linalg.norm(off, axis=1, keepdims=True)]
+        return np.concatenate(cols, 1)
 
     @staticmethod
     def fit(state_keys: tuple[str, ...], states: dict[str, np.ndarray], action_dim: int,
-            phase_dim: int = 0) -> Features:
+            phase_dim: int = 0, goal_delta: tuple[str, str, int] | None = None) -> Features:
         """Standardization from data: states[k] is (N, d_k); std floored so constant dims stay finite."""
         missing = [k for k in state_keys if k not in states]
         if missing:
             raise ConfigError(f"no data for state keys {missing}; have {sorted(states)}")
-        cols = np.concatenate([np.asarray(states[k], np.float64).reshape(len(states[k]), -1) for k in state_keys], 1)
-        mean, std = cols.mean(0), np.maximum(cols.std(0), 1e-3)
         dims = tuple(int(np.asarray(states[k]).reshape(len(states[k]), -1).shape[1]) for k in state_keys)
-        return Features(state_keys, dims, action_dim, tuple(map(float, mean)), tuple(map(float, std)), phase_dim)
+        nan = (float("nan"),)
+        probe = Features(state_keys, dims, action_dim, nan, nan, phase_dim, goal_delta)  # validates goal_delta
+        cols = Features._raw(state_keys, states, len(states[state_keys[0]]), probe.goal_delta)
+        mean, std = cols.mean(0), np.maximum(cols.std(0), 1e-3)
+        return replace(probe, mean=tuple(map(float, mean)), std=tuple(map(float, std)))
 
     def __call__(self, obs: Observation, base_action: np.ndarray, step: int | None = None) -> np.ndarray:
         """(D,) float32 features of one observation; `step` counts env steps since the base's reset."""
@@ -79,7 +108,7 @@ class Features:
         """(N, D) features from arrays of N steps (states[k]: (N, d_k), base_actions: (N, Da), steps: (N,) env
         steps since the base's reset, needed with phase_dim > 0)."""
         n = len(base_actions)
-        cols = np.concatenate([np.asarray(states[k], np.float64).reshape(n, -1) for k in self.state_keys], 1)
+        cols = self._raw(self.state_keys, states, n, self.goal_delta)
         z = (cols - np.asarray(self.mean)) / np.asarray(self.std)
         parts = [z]
         if self.phase_dim:
@@ -93,14 +122,17 @@ class Features:
         """JSON-safe form."""
         return {"state_keys": list(self.state_keys), "state_dims": list(self.state_dims),
                 "action_dim": self.action_dim, "mean": list(self.mean), "std": list(self.std),
-                "phase_dim": self.phase_dim}
+                "phase_dim": self.phase_dim,
+                **({"goal_delta": list(self.goal_delta)} if self.goal_delta is not None else {})}
 
     @staticmethod
     def from_json(d: dict[str, Any]) -> Features:
         """Inverse of to_json."""
         return Features(tuple(d["state_keys"]), tuple(int(x) for x in d["state_dims"]), int(d["action_dim"]),
                         tuple(float(x) for x in d["mean"]), tuple(float(x) for x in d["std"]),
-                        int(d.get("phase_dim", 0)))
+                        int(d.get("phase_dim", 0)),
+                        None if d.get("goal_delta") is None else (str(d["goal_delta"][0]), str(d["goal_delta"][1]),
+                                                                  int(d["goal_delta"][2])))
 
 
 class ZeroBase(Policy):

@@ -70,6 +70,9 @@ class TrainResidualConfig:
     a cube position resting on the table) as its goal, cut at the first step that reaches it, with the base
     re-run on the relabelled observations. The online half of each batch draws relabelled transitions in
     proportion to their count, at most her/(her+1) of it. 0: off."""
+    goal_delta: bool = False
+    """Goal-conditioned tasks whose goals are in the state: also give actor and critic the goal offset (achieved -
+    desired) and its norm as inputs. A sparse goal reward is a step in that distance."""
     hidden: tuple[int, ...] | None = None
     """Actor/critic widths (default: the preset's)."""
     n_heads: int | None = None
@@ -177,6 +180,26 @@ def _action_names(env_id: str) -> tuple[str, ...]:
         env.close()
 
 
+def _goal_delta(env_id: str, state_keys: tuple[str, ...]) -> tuple[str, str, int]:
+    """(achieved key, desired key, goal_dim) of the env's goal task, for Features.goal_delta."""
+    from robot.env import GoalTask
+    from robot.sessions.envs import make_env
+
+    env = make_env(env_id)
+    try:
+        task = getattr(env.unwrapped, "task", None)
+        keys = task.goal_state_keys if isinstance(task, GoalTask) else None
+        if keys is None or not isinstance(task, GoalTask):
+            raise ConfigError(f"--goal-delta needs a goal-conditioned task with its goals in the state; {env_id} "
+                              f"({type(task).__name__}) has none: leave --goal-delta out")
+        missing = [k for k in keys if k not in state_keys]
+        if missing:
+            raise ConfigError(f"--goal-delta: the residual's state keys {list(state_keys)} lack {missing}")
+        return keys[0], keys[1], int(task.goal_dim)
+    finally:
+        env.close()
+
+
 def _base_dir(path: Path) -> Path:
     return path / "policy" if (path / "policy").exists() or (path / "policy.old").exists() else path
 
@@ -237,7 +260,8 @@ class ResidualTrainer:
         finally:
             store.close()
         ta = int(getattr(getattr(probe, "chunk_cfg", None), "n_action_steps", 1))
-        self.features = Features.fit(state_keys, demos.states, da, phase_dim=ta if cfg.phase_features and ta > 1 else 0)
+        self.features = Features.fit(state_keys, demos.states, da, phase_dim=ta if cfg.phase_features and ta > 1 else 0,
+                                     goal_delta=_goal_delta(self.env_id, state_keys) if cfg.goal_delta else None)
         self.n_demo_steps = len(demos.actions)
         self.n_demo_episodes = len(demos.ends)
         self.demo = demo_replay(demos, self.features, n_step=self.rcfg.n_step, gamma=self.rcfg.gamma,

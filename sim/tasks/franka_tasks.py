@@ -162,6 +162,7 @@ class FrankaPickPlace(FrankaTableTask, GoalTask):
     markers = (MarkerSpec("goal", 0.02),)
     max_episode_steps = 160
     goal_dim = 3
+    goal_state_keys = ("state/cube_pose", "state/goal_pos")
     tolerance = 0.03
     rest_tolerance = 0.005
     """How far (m) a cube centre may sit from its resting height and still count as on the table."""
