@@ -96,6 +96,21 @@ def test_gripper_scale_reaches_learner_env_and_saved_policy(lift: tuple[Path, Pa
         learner_config(small(tmp_path / "x", base_run, gripper_scale=0.5), ("q1", "q2"))
 
 
+def test_gripper_noise_scales_only_the_gripper_noise_of_td3(lift: tuple[Path, Path], tmp_path: Path) -> None:
+    from robot.sessions.residual import learner_config
+
+    _, base_run = lift
+    tr = ResidualTrainer(small(tmp_path / "r", base_run, steps=80, gripper_scale=2.0, gripper_noise=0.25))
+    np.testing.assert_allclose(tr.learner.noise_scales.numpy(), [1.0] * 6 + [0.25])
+    r = tr.learner.act(np.zeros((400, tr.features.dim), np.float32), explore=True)
+    assert 0.2 < r[:, -1].std() / r[:, :-1].std() < 0.3
+    with pytest.raises(ConfigError, match="no gripper dimension"):
+        learner_config(small(tmp_path / "x", base_run, gripper_noise=0.5), ("q1", "q2"))
+    for bad in ({"gripper_noise": 1.5}, {"gripper_noise": 0.5, "algo": "sac"}):
+        with pytest.raises(ConfigError, match="--gripper-noise"):
+            small(tmp_path / "x", base_run, **bad)
+
+
 def test_correlated_exploration_keeps_a_direction_and_independent_noise_does_not(lift: tuple[Path, Path],
                                                                                   tmp_path: Path) -> None:
     _, base_run = lift

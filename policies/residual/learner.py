@@ -64,6 +64,11 @@ class ResidualConfig:
     """Target policy smoothing noise std (TD3)."""
     target_noise_clip: float = 0.5
     """Target policy smoothing clip."""
+    noise_scale: tuple[float, ...] = ()
+    """Per-dimension factors on the TD3 exploration and target-smoothing noise (std and clip; empty: 1 on every
+    dimension). In executed units the noise is std x scale, so a gripper at scale 2 gets 0.4 of exploration and
+    target noise per step, which straddles a position gripper's hold/drop step: the critic then values a hover as
+    the noise's random release, which the deterministic actor never makes."""
     residual_l2: float = 0.0
     """Actor penalty weight on |residual|^2. With delta (velocity-like) actions a small constant residual
     integrates into drift; a linear-ish critic otherwise drives the residual to its +-1 corners."""
@@ -80,6 +85,8 @@ class ResidualConfig:
             raise ConfigError("need n_heads >= 2, utd >= 1, actor_every >= 1, n_step >= 1")
         if not self.lr > 0:
             raise ConfigError(f"the learning rate must be > 0, got {self.lr}")
+        if not all(0 <= x <= 1 for x in self.noise_scale):
+            raise ConfigError(f"noise_scale factors must be in [0, 1], got {self.noise_scale}")
 
 
 def gpu_preset(algo: Literal["td3", "sac"] = "td3") -> ResidualConfig:
@@ -104,6 +111,9 @@ class ResidualLearner:
             raise ConfigError(f"action_scale has {len(c.action_scale)} entries for a {action_dim}-dim action")
         self.scales = torch.tensor(c.action_scale or (c.scale,) * action_dim, dtype=torch.float32,
                                    device=dev)  # (Da,)
+        if c.noise_scale and len(c.noise_scale) != action_dim:
+            raise ConfigError(f"noise_scale has {len(c.noise_scale)} entries for a {action_dim}-dim action")
+        self.noise_scales = torch.tensor(c.noise_scale or (1.0,) * action_dim, dtype=torch.float32, device=dev)
         torch.manual_seed(seed)
         self.gen = torch.Generator(device=dev).manual_seed(seed)
         self.actor: torch.nn.Module = (ResidualActor(obs_dim, action_dim, c.hidden) if c.algo == "td3"
@@ -128,7 +138,8 @@ class ResidualLearner:
             return a, logp
         a = actor(obs)
         if explore:
-            a = truncated_gaussian(a, self.cfg.explore_std, 2 * self.cfg.explore_std, self.gen)
+            std = self.cfg.explore_std * self.noise_scales
+            a = truncated_gaussian(a, std, 2 * std, self.gen)
         return a, torch.zeros(obs.shape[0], device=obs.device)
 
     def combine(self, obs: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
@@ -164,6 +175,12 @@ class ResidualLearner:
         best = q.argmax(0)  # (E,)
         return cands[best, torch.arange(e, device=o.device)].cpu().numpy()
 
+    def smoothed_target_residual(self, nxt: torch.Tensor) -> torch.Tensor:
+        """TD3 target policy smoothing: the target actor's residual (B, Da) plus clipped noise, scaled per dimension
+        by noise_scale."""
+        return truncated_gaussian(self.actor_target(nxt), self.cfg.target_noise * self.noise_scales,
+                                  self.cfg.target_noise_clip * self.noise_scales, self.gen)
+
     def _t(self, x: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(x, dtype=torch.float32, device=self.device)
 
@@ -175,8 +192,7 @@ class ResidualLearner:
                 r_next, logp = self.actor(nxt)
                 alpha = self.log_alpha.exp()
             else:
-                r_next = truncated_gaussian(self.actor_target(nxt), self.cfg.target_noise, self.cfg.target_noise_clip,
-                                            self.gen)
+                r_next = self.smoothed_target_residual(nxt)
                 logp, alpha = torch.zeros(nxt.shape[0], device=nxt.device), torch.zeros((), device=nxt.device)
             q_next = pair_min(self.critic_target(nxt, self.combine(nxt, r_next)), self.gen) - alpha * logp  # (B,)
             target = td_target(self._t(b.returns), self._t(b.discount), q_next)

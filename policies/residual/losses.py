@@ -46,12 +46,14 @@ def alpha_loss(log_alpha: torch.Tensor, log_prob: torch.Tensor, target_entropy: 
     return -(log_alpha * (log_prob.detach() + target_entropy)).mean()
 
 
-def truncated_gaussian(mean: torch.Tensor, std: float, clip: float | None = None,
+def truncated_gaussian(mean: torch.Tensor, std: float | torch.Tensor, clip: float | torch.Tensor | None = None,
                        generator: torch.Generator | None = None) -> torch.Tensor:
-    """mean + clip(N(0, std)) squeezed into [-1, 1]: exploration / target-policy smoothing. mean: (B, Da)."""
+    """mean + clip(N(0, std)) squeezed into [-1, 1]: exploration / target-policy smoothing. mean: (B, Da); std and
+    clip are numbers or per-dimension (Da,) tensors."""
     noise = torch.randn(mean.shape, generator=generator, device=mean.device) * std
     if clip is not None:
-        noise = noise.clamp(-clip, clip)
+        c = torch.as_tensor(clip, dtype=noise.dtype, device=noise.device)
+        noise = noise.clamp(-c, c)
     return (mean + noise).clamp(-1.0, 1.0)
 
 

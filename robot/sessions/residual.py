@@ -54,6 +54,11 @@ class TrainResidualConfig:
     held FrankaLift at 65-85%, 0.01 let it reach 90-100% (benchmarks/RESULTS.md)."""
     explore_std: float = 0.2
     """Exploration noise std in residual units (x scale in the action range), truncated at 2 std."""
+    gripper_noise: float | None = None
+    """TD3 only: factor in [0, 1] on the exploration and target-smoothing noise of the gripper dimensions (default
+    1). Noise is in residual units, so at --gripper-scale 2 the gripper gets 2 x 0.2 = 0.4 of it per step: enough to
+    drop a held cube at random. The critic then learns the value of a policy whose noise lets go, and a deterministic
+    actor that hovers over the goal looks as good as one that places the cube."""
     explore_corr: float = 0.0
     """TD3 only: step-to-step correlation of the exploration noise (an AR(1) process per env, restarted each
     episode, with the same std). 0: independent noise every step. With delta actions independent noise averages
@@ -134,6 +139,9 @@ class TrainResidualConfig:
             raise ConfigError(f"--critic-gripper is a share of episodes in [0, 1], got {self.critic_gripper}")
         if not 0.0 <= self.explore_corr < 1.0:
             raise ConfigError(f"--explore-corr must be in [0, 1) (0: independent noise), got {self.explore_corr}")
+        if self.gripper_noise is not None and not (0.0 <= self.gripper_noise <= 1.0 and self.algo == "td3"):
+            raise ConfigError(f"--gripper-noise is a factor in [0, 1] on TD3's gripper noise, got {self.gripper_noise} "
+                              f"with --algo {self.algo}")
         if self.explore_corr and self.algo != "td3":
             raise ConfigError(f"--explore-corr shapes TD3's exploration noise; --algo {self.algo} samples from its "
                               "own policy (leave --explore-corr out)")
@@ -158,6 +166,10 @@ def learner_config(cfg: TrainResidualConfig, action_names: tuple[str, ...] = ())
         if not any("gripper" in n for n in action_names):
             raise ConfigError(f"--gripper-scale: the env's actions {action_names} have no gripper dimension")
         over["action_scale"] = tuple(cfg.gripper_scale if "gripper" in n else cfg.scale for n in action_names)
+    if cfg.gripper_noise is not None:
+        if not any("gripper" in n for n in action_names):
+            raise ConfigError(f"--gripper-noise: the env's actions {action_names} have no gripper dimension")
+        over["noise_scale"] = tuple(cfg.gripper_noise if "gripper" in n else 1.0 for n in action_names)
     for k in ("hidden", "n_heads", "utd", "lr"):
         if getattr(cfg, k) is not None:
             over[k] = getattr(cfg, k)
@@ -229,7 +241,8 @@ class ResidualTrainer:
         self.env_id = cfg.env or meta.get("env_id", "")
         if not self.env_id:
             raise ConfigError("the base does not record its env; pass --env")
-        names = _action_names(self.env_id) if cfg.gripper_scale is not None or cfg.critic_gripper else ()
+        names = (_action_names(self.env_id) if cfg.gripper_scale is not None or cfg.critic_gripper
+                 or cfg.gripper_noise is not None else ())
         self.rcfg = learner_config(cfg, names)
         self.gripper_dims = tuple(i for i, n in enumerate(names) if "gripper" in n) if cfg.critic_gripper else ()
         if cfg.critic_gripper and not self.gripper_dims:
@@ -364,7 +377,8 @@ class ResidualTrainer:
         elif self.cfg.explore_corr:
             r, sd = self.cfg.explore_corr, self.cfg.explore_std
             self._noise = r * self._noise + math.sqrt(1.0 - r * r) * self.rng.normal(0.0, sd, self._noise.shape)
-            residual = np.clip(self.learner.act(feats) + np.clip(self._noise, -2 * sd, 2 * sd), -1.0, 1.0)
+            k = self.learner.noise_scales.cpu().numpy()
+            residual = np.clip(self.learner.act(feats) + k * np.clip(self._noise, -2 * sd, 2 * sd), -1.0, 1.0)
         else:
             residual = self.learner.act(feats, explore=True)
         if self.env_steps >= self.cfg.warmup_steps and self._critic_grip.any():
