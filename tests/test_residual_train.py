@@ -96,6 +96,18 @@ def test_gripper_scale_reaches_learner_env_and_saved_policy(lift: tuple[Path, Pa
         learner_config(small(tmp_path / "x", base_run, gripper_scale=0.5), ("q1", "q2"))
 
 
+def test_extra_state_keys_reach_the_features_and_the_saved_policy(lift: tuple[Path, Path], tmp_path: Path) -> None:
+    _, base_run = lift
+    base_keys = tuple(load_policy(base_run / "policy").obs_cfg.state_keys)
+    assert "state/joint_vel" not in base_keys
+    tr = ResidualTrainer(small(tmp_path / "r", base_run, steps=40, extra_state_keys=("state/joint_vel",)))
+    assert tr.features.state_keys == (*base_keys, "state/joint_vel")
+    tr.train()
+    assert load_residual_policy(tmp_path / "r" / "policy").features.state_keys[-1] == "state/joint_vel"
+    with pytest.raises(ConfigError, match="no keys \\['state/nope'\\]"):
+        ResidualTrainer(small(tmp_path / "x", base_run, extra_state_keys=("state/nope",)))
+
+
 def test_gripper_noise_scales_only_the_gripper_noise_of_td3(lift: tuple[Path, Path], tmp_path: Path) -> None:
     from robot.sessions.residual import learner_config
 

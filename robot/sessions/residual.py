@@ -75,6 +75,11 @@ class TrainResidualConfig:
     a cube position resting on the table) as its goal, cut at the first step that reaches it, with the base
     re-run on the relabelled observations. The online half of each batch draws relabelled transitions in
     proportion to their count, at most her/(her+1) of it. 0: off."""
+    extra_state_keys: tuple[str, ...] = ()
+    """Observation keys the residual reads besides the base's own state keys (they must be in the demo store), e.g.
+    state/joint_vel. A base that re-plans from two frames sees motion; one frame of positions does not, so a critic
+    on it cannot tell an arm that has stalled above the goal from one passing through the same place, and values
+    the stall like the pass."""
     goal_delta: bool = False
     """Goal-conditioned tasks whose goals are in the state: also give actor and critic the goal offset (achieved -
     desired) and its norm as inputs. A sparse goal reward is a step in that distance."""
@@ -261,6 +266,7 @@ class ResidualTrainer:
                 state_keys = tuple(probe.obs_cfg.state_keys)
             else:
                 state_keys = tuple(k for k in store.keys if k.startswith("state/") and k != "state/joint_vel")
+            state_keys = tuple(dict.fromkeys((*state_keys, *cfg.extra_state_keys)))
 
             def make_base() -> Any:
                 return ZeroBase(da, {"env_id": self.env_id}) if self.base_dir is None else load_policy(self.base_dir)
