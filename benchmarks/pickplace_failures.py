@@ -57,12 +57,15 @@ def classify(policy_dir: Path, episodes: int, seed: int, per_episode: bool = Fal
              critic: bool = False) -> Counter[str]:
     """Run `episodes` episodes from `seed` on and count the classes."""
     from policies.io import load_any_policy
+    from robot.env import RobotEnv
     from robot.sessions.envs import make_env
     from robot.sessions.episodes import start_episode
 
     policy = load_any_policy(policy_dir)
     env = make_env("realrl/FrankaPickPlace-v0")
-    names = tuple(env.unwrapped.embodiment.action.names)
+    inner = env.unwrapped
+    assert isinstance(inner, RobotEnv)
+    names = tuple(inner.embodiment.action.names)
     learner = None
     if critic:
         if not hasattr(policy, "features") or not (policy_dir / "checkpoint").exists():
@@ -72,7 +75,7 @@ def classify(policy_dir: Path, episodes: int, seed: int, per_episode: bool = Fal
     try:
         for i in range(episodes):
             obs = start_episode(env, policy, seed + i)
-            half = float(env.unwrapped.task._half["cube"][2])
+            half = float(inner.task._half["cube"][2])  # type: ignore[attr-defined]
             done, success, max_lift, steps = False, False, 0.0, 0
             views, hand = [], []
             while not done:
