@@ -1,4 +1,5 @@
-"""Shared fixtures: offscreen rendering, the list of realrl sim ids, the CLI runner and a tiny trained policy."""
+"""Shared fixtures: offscreen rendering, the list of realrl sim ids, the CLI runner, scripted-expert demos and a tiny
+trained policy."""
 
 import os
 import subprocess
@@ -24,6 +25,18 @@ def realrl(*args: str, env: dict[str, str] | None = None, timeout: float = 600) 
     """`python -m robot.cli <args>` from the repository root."""
     return subprocess.run([sys.executable, "-m", "robot.cli", *args], capture_output=True, text=True,
                           timeout=timeout, cwd=ROOT, env=env)
+
+
+def record_expert_demos(env_id: str, path: Path, episodes: int, seed: int = 0) -> Path:
+    """`episodes` clean scripted-expert episodes of `env_id` in a new episode store at `path` (every one succeeds)."""
+    from robot.sessions.envs import make_env
+    from robot.sessions.rollouts import record_rollouts
+
+    env = make_env(env_id)
+    expert = env.unwrapped.task.expert()  # type: ignore[attr-defined]
+    env.close()
+    record_rollouts(expert, env_id, path, episodes, seed=seed)
+    return path
 
 
 @pytest.fixture(scope="session")

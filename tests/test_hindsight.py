@@ -16,8 +16,8 @@ from policies.residual.policy import Features, load_residual_policy
 from robot.core.errors import ConfigError
 from robot.sessions.envs import make_env
 from robot.sessions.residual import ResidualTrainer, TrainResidualConfig
-from robot.sessions.rollouts import record_rollouts
 from robot.sessions.train import TrainBaseConfig, train_base
+from tests.conftest import record_expert_demos
 
 PP = "realrl/FrankaPickPlace-v0"
 
@@ -26,11 +26,7 @@ PP = "realrl/FrankaPickPlace-v0"
 def pp(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """(demo store, base run): 3 clean PickPlace expert demos and a goal-conditioned BC base re-planning every step."""
     root = tmp_path_factory.mktemp("pp")
-    demos = root / "demos.zarr"
-    env = make_env(PP)
-    expert = env.unwrapped.task.expert()
-    env.close()
-    record_rollouts(expert, PP, demos, 3, seed=0)
+    demos = record_expert_demos(PP, root / "demos.zarr", 3)
     base = root / "base"
     train_base(TrainBaseConfig(store=demos, out=base, policy="bc", down_dims=(16, 32), steps=30, batch_size=32,
                                n_action_steps=1, eval_every=0, eval_episodes=1, progress=False, threads=1))
@@ -221,18 +217,11 @@ def test_goal_delta_run_trains_saves_and_reloads_its_features(pp: tuple[Path, Pa
     env.close()
 
 
-def test_her_needs_a_goal_conditioned_task(pp: tuple[Path, Path], tmp_path: Path) -> None:
+def test_her_needs_a_goal_conditioned_task(pp: tuple[Path, Path], policy_run: Path, tmp_path: Path) -> None:
     _, base_run = pp
     with pytest.raises(ConfigError, match="--her"):
         TrainResidualConfig(out=tmp_path / "x", base=base_run, her=-1)
-    lift_base = tmp_path / "liftbase"
-    lift_demos = tmp_path / "lift.zarr"
-    env = make_env("realrl/FrankaLift-v0")
-    expert = env.unwrapped.task.expert()
-    env.close()
-    record_rollouts(expert, "realrl/FrankaLift-v0", lift_demos, 1, seed=0)
-    train_base(TrainBaseConfig(store=lift_demos, out=lift_base, policy="bc", down_dims=(8, 16), steps=2,
-                               batch_size=8, eval_every=0, eval_episodes=1, progress=False, threads=1))
+    lift_base = policy_run  # a FrankaLift base: Lift has no goal
     with pytest.raises(ConfigError, match="not a goal-conditioned task"):
         ResidualTrainer(TrainResidualConfig(out=tmp_path / "l", base=lift_base, her=2, progress=False,
                                             hidden=(8,), n_heads=2))

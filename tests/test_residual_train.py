@@ -17,11 +17,10 @@ from policies.io import load_policy
 from policies.residual.demos import demo_replay, load_demos
 from policies.residual.policy import Features, ResidualPolicy, load_residual_policy
 from robot.core.errors import CheckpointError, ConfigError
-from robot.sessions.envs import make_env
 from robot.sessions.evaluate import evaluate_policy
 from robot.sessions.residual import ResidualTrainer, TrainResidualConfig
-from robot.sessions.rollouts import record_rollouts
 from robot.sessions.train import TrainBaseConfig, train_base
+from tests.conftest import record_expert_demos
 
 ENV = "realrl/FrankaLift-v0"
 REALRL = [sys.executable, "-c", "import sys; from robot.cli import main; sys.exit(main())"]
@@ -31,11 +30,7 @@ REALRL = [sys.executable, "-c", "import sys; from robot.cli import main; sys.exi
 def lift(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """(demo store, base run): 3 clean expert demos and a BC base trained for a few steps (weak on purpose)."""
     root = tmp_path_factory.mktemp("lift")
-    demos = root / "demos.zarr"
-    env = make_env(ENV)
-    expert = env.unwrapped.task.expert()
-    env.close()
-    record_rollouts(expert, ENV, demos, 3, seed=0)  # clean: every episode succeeds
+    demos = record_expert_demos(ENV, root / "demos.zarr", 3)  # clean: every episode succeeds
     base = root / "base"
     train_base(TrainBaseConfig(store=demos, out=base, policy="bc", down_dims=(16, 32), steps=20, batch_size=32,
                                eval_every=0, eval_episodes=1, progress=False, threads=1))

@@ -26,8 +26,8 @@ from policies.io import load_policy
 from policies.normalize import Normalizer
 from robot.core.errors import ConfigError
 from robot.sessions.envs import make_env
-from robot.sessions.rollouts import record_rollouts
 from robot.sessions.train import TrainBaseConfig, TrainHeadConfig, train_base, train_head
+from tests.conftest import record_expert_demos
 
 ENV = "realrl/FrankaLift-v0"
 DEVICES = ["cpu", *(["cuda"] if torch.cuda.is_available() else [])]
@@ -85,12 +85,7 @@ def test_to_device_moves_nested_tensors_and_leaves_the_rest() -> None:
 @pytest.fixture(scope="module")
 def demos(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Two scripted-expert episodes of FrankaLift."""
-    path = tmp_path_factory.mktemp("device") / "demos.zarr"
-    env = make_env(ENV)
-    expert = env.unwrapped.task.expert()  # type: ignore[attr-defined]
-    env.close()
-    record_rollouts(expert, ENV, path, 2, seed=0)
-    return path
+    return record_expert_demos(ENV, tmp_path_factory.mktemp("device") / "demos.zarr", 2)
 
 
 def base_cfg(store: Path, out: Path, **kw: object) -> TrainBaseConfig:
