@@ -101,6 +101,29 @@ def test_soft_update_and_truncated_noise() -> None:
     assert x.max() <= 1.0 and x.min() >= 0.75
 
 
+def test_q_bounds_clamp_the_td_target_and_keep_the_critic_in_range() -> None:
+    from policies.residual.learner import ResidualConfig, ResidualLearner
+
+    target = td_target(torch.tensor([1.0, 0.0, 0.0]), torch.tensor([0.0, 0.97, 0.97]),
+                       torch.tensor([5.0, -0.4, 0.5]), bounds=(0.0, 1.0))
+    torch.testing.assert_close(target, torch.tensor([1.0, 0.0, 0.485]))
+    with pytest.raises(ConfigError, match="q_bounds must be"):
+        ResidualConfig(q_bounds=(1.0, 0.0))
+    # A target critic that extrapolates far outside [0, 1]: unbounded, the online critic follows it there.
+    rng = np.random.default_rng(0)
+    batch = NStepBatch(rng.normal(size=(64, 4)).astype(np.float32), np.zeros((64, 1), np.float32),
+                       np.zeros(64, np.float32), np.full(64, 0.97, np.float32), rng.normal(size=(64, 4)).astype(np.float32))
+    q_means = {}
+    for bounds in (None, (0.0, 1.0)):
+        learner = ResidualLearner(4, 1, ResidualConfig(hidden=(16,), n_heads=2, q_bounds=bounds, tau=0.0, lr=3e-3), seed=0)
+        with torch.no_grad():
+            learner.critic_target.out.bias.fill_(-3.0)  # every head predicts ~-3 everywhere
+        for _ in range(200):
+            m = learner.update(iter([batch]), actor=False)
+        q_means[bounds] = m["q_mean"]
+    assert q_means[None] < -2.0 and abs(q_means[(0.0, 1.0)]) < 0.1, q_means
+
+
 def test_noise_scale_shrinks_exploration_and_target_smoothing_per_dimension() -> None:
     from policies.residual.learner import ResidualConfig, ResidualLearner
 

@@ -72,6 +72,11 @@ class ResidualConfig:
     residual_l2: float = 0.0
     """Actor penalty weight on |residual|^2. With delta (velocity-like) actions a small constant residual
     integrates into drift; a linear-ish critic otherwise drives the residual to its +-1 corners."""
+    q_bounds: tuple[float, float] | None = None
+    """Clamp every TD target into [lo, hi], the range a true Q can take (a sparse 0/1 reward that ends the episode
+    on success: 0 and 1). None: unbounded. An unbounded critic extrapolates below 0 in states no data continues from
+    (measured on FrankaPickPlace after an off-target release: -0.1 to -0.4), and bootstraps that into its
+    neighbours."""
     grad_clip: float = 10.0
     """Gradient-norm clip."""
     init_alpha: float = 0.05
@@ -87,6 +92,8 @@ class ResidualConfig:
             raise ConfigError(f"the learning rate must be > 0, got {self.lr}")
         if not all(0 <= x <= 1 for x in self.noise_scale):
             raise ConfigError(f"noise_scale factors must be in [0, 1], got {self.noise_scale}")
+        if self.q_bounds is not None and not (len(self.q_bounds) == 2 and self.q_bounds[0] < self.q_bounds[1]):
+            raise ConfigError(f"q_bounds must be (lo, hi) with lo < hi, got {self.q_bounds}")
 
 
 def gpu_preset(algo: Literal["td3", "sac"] = "td3") -> ResidualConfig:
@@ -195,7 +202,7 @@ class ResidualLearner:
                 r_next = self.smoothed_target_residual(nxt)
                 logp, alpha = torch.zeros(nxt.shape[0], device=nxt.device), torch.zeros((), device=nxt.device)
             q_next = pair_min(self.critic_target(nxt, self.combine(nxt, r_next)), self.gen) - alpha * logp  # (B,)
-            target = td_target(self._t(b.returns), self._t(b.discount), q_next)
+            target = td_target(self._t(b.returns), self._t(b.discount), q_next, self.cfg.q_bounds)
         q = self.critic(obs, act)  # (K, B)
         loss = critic_loss(q, target)
         self.critic_opt.zero_grad(set_to_none=True)

@@ -13,10 +13,13 @@ def pair_min(q: torch.Tensor, generator: torch.Generator | None = None) -> torch
     return q[idx].min(0).values
 
 
-def td_target(returns: torch.Tensor, discount: torch.Tensor, next_q: torch.Tensor) -> torch.Tensor:
-    """n-step target r_n + gamma^n (1 - terminal) Q'(s_n, a_n); discount already holds gamma^n or 0. All (B,)."""
+def td_target(returns: torch.Tensor, discount: torch.Tensor, next_q: torch.Tensor,
+              bounds: tuple[float, float] | None = None) -> torch.Tensor:
+    """n-step target r_n + gamma^n (1 - terminal) Q'(s_n, a_n), clamped into `bounds` (the range a true Q can
+    take) when given; discount already holds gamma^n or 0. All (B,)."""
     assert returns.shape == discount.shape == next_q.shape, (returns.shape, discount.shape, next_q.shape)
-    return returns + discount * next_q
+    target = returns + discount * next_q
+    return target if bounds is None else target.clamp(bounds[0], bounds[1])
 
 
 def critic_loss(q: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
