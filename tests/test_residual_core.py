@@ -111,17 +111,57 @@ def test_q_bounds_clamp_the_td_target_and_keep_the_critic_in_range() -> None:
         ResidualConfig(q_bounds=(1.0, 0.0))
     # A target critic that extrapolates far outside [0, 1]: unbounded, the online critic follows it there.
     rng = np.random.default_rng(0)
-    batch = NStepBatch(rng.normal(size=(64, 4)).astype(np.float32), np.zeros((64, 1), np.float32),
-                       np.zeros(64, np.float32), np.full(64, 0.97, np.float32), rng.normal(size=(64, 4)).astype(np.float32))
+    obs, nxt = rng.normal(size=(2, 64, 4)).astype(np.float32)
+    batch = NStepBatch(obs, np.zeros((64, 1), np.float32), np.zeros(64, np.float32), np.full(64, 0.97, np.float32), nxt)
     q_means = {}
     for bounds in (None, (0.0, 1.0)):
-        learner = ResidualLearner(4, 1, ResidualConfig(hidden=(16,), n_heads=2, q_bounds=bounds, tau=0.0, lr=3e-3), seed=0)
+        cfg = ResidualConfig(hidden=(16,), n_heads=2, q_bounds=bounds, tau=0.0, lr=3e-3)
+        learner = ResidualLearner(4, 1, cfg, seed=0)
         with torch.no_grad():
             learner.critic_target.out.bias.fill_(-3.0)  # every head predicts ~-3 everywhere
         for _ in range(200):
             m = learner.update(iter([batch]), actor=False)
         q_means[bounds] = m["q_mean"]
     assert q_means[None] < -2.0 and abs(q_means[(0.0, 1.0)]) < 0.1, q_means
+
+
+def test_demo_bc_pulls_the_actor_toward_demo_actions_only_where_the_critic_prefers_them() -> None:
+    from policies.residual.learner import ResidualConfig, ResidualLearner, concat
+    from policies.residual.losses import demo_bc_loss
+
+    r, r_demo = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 0.0]]), torch.tensor([[1.0, 1.0], [0.0, 0.0], [0.0, 0.0]])
+    loss = demo_bc_loss(r, r_demo, torch.tensor([1.0, 0.0, 0.0]), torch.tensor(2.0), weight=0.5)
+    assert float(loss) == pytest.approx(0.5 * 2.0 / 2)  # the dropped demo row counts as zero
+
+    def run(demo_return: float, bc_weight: float) -> tuple[np.ndarray, list[dict[str, float]]]:
+        """Online rows take -0.5, demo rows +0.5 (residual scale 1), one step each; the returns say which the
+        critic should prefer. The critic learns first, so that the filter has something to go by."""
+        rng = np.random.default_rng(0)
+
+        def batch() -> NStepBatch:
+            obs = np.concatenate([rng.uniform(-1, 1, (64, 3)), np.zeros((64, 1))], 1).astype(np.float32)
+            one = lambda v: np.full(64, v, np.float32)  # noqa: E731
+            return concat(NStepBatch(obs, one(-0.5)[:, None], one(1.0 - demo_return), one(0.0), obs),
+                          NStepBatch(obs, one(0.5)[:, None], one(demo_return), one(0.0), obs, demo=np.ones(64, bool)))
+
+        learner = ResidualLearner(4, 1, ResidualConfig(hidden=(32,), n_heads=2, bc_weight=bc_weight, actor_every=1,
+                                                       residual_l2=0.0, scale=1.0), seed=0)
+        for _ in range(150):
+            learner.update(iter([batch()]), actor=False)
+        metrics = [learner.update(iter([batch()])) for _ in range(100)]
+        return learner.act(np.concatenate([rng.uniform(-1, 1, (32, 3)), np.zeros((32, 1))], 1).astype(np.float32)), \
+            metrics
+
+    _, metrics = run(demo_return=1.0, bc_weight=1.0)  # the demo's action is the better one: cloned
+    assert metrics[0]["bc_kept"] == 1.0 and metrics[-1]["bc_loss"] < 0.2 * metrics[0]["bc_loss"], metrics[::20]
+    # The demo's action is the worse one: the filter drops every row, and the actor is the one without the term.
+    r_bc, metrics = run(demo_return=0.0, bc_weight=1.0)
+    r_rl, _ = run(demo_return=0.0, bc_weight=0.0)
+    assert all(m["bc_kept"] == 0.0 for m in metrics)
+    np.testing.assert_allclose(r_bc, r_rl, atol=1e-6)
+    assert float(np.median(r_rl)) < -0.3  # (and the actor did move, away from the demo's action)
+    with pytest.raises(ConfigError, match="bc_weight"):
+        ResidualConfig(bc_weight=-1.0)
 
 
 def test_noise_scale_shrinks_exploration_and_target_smoothing_per_dimension() -> None:

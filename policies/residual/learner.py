@@ -14,6 +14,7 @@ from policies.device import resolve_device
 from policies.residual.losses import (
     alpha_loss,
     critic_loss,
+    demo_bc_loss,
     deterministic_actor_loss,
     pair_min,
     residual_penalty,
@@ -72,6 +73,11 @@ class ResidualConfig:
     residual_l2: float = 0.0
     """Actor penalty weight on |residual|^2. With delta (velocity-like) actions a small constant residual
     integrates into drift; a linear-ish critic otherwise drives the residual to its +-1 corners."""
+    bc_weight: float = 0.0
+    """Weight of a behaviour-cloning term in the actor loss on the batch's demo rows: the squared distance of the
+    residual to the one that reproduces the demo's action, clip((a_demo - base) / scale, -1, 1). Only rows where
+    the critic values the demo's action above the actor's count (the Q-filter of Nair et al. 2018, so a demo never
+    drags the actor below what the critic has learned). 0: off (ResFiT's pure RL actor)."""
     q_bounds: tuple[float, float] | None = None
     """Clamp every TD target into [lo, hi], the range a true Q can take (a sparse 0/1 reward that ends the episode
     on success: 0 and 1). None: unbounded. An unbounded critic extrapolates below 0 in states no data continues from
@@ -92,6 +98,8 @@ class ResidualConfig:
             raise ConfigError(f"the learning rate must be > 0, got {self.lr}")
         if not all(0 <= x <= 1 for x in self.noise_scale):
             raise ConfigError(f"noise_scale factors must be in [0, 1], got {self.noise_scale}")
+        if not self.bc_weight >= 0:
+            raise ConfigError(f"bc_weight must be >= 0 (0: off), got {self.bc_weight}")
         if self.q_bounds is not None and not (len(self.q_bounds) == 2 and self.q_bounds[0] < self.q_bounds[1]):
             raise ConfigError(f"q_bounds must be (lo, hi) with lo < hi, got {self.q_bounds}")
 
@@ -229,6 +237,10 @@ class ResidualLearner:
             loss = deterministic_actor_loss(q)
         if self.cfg.residual_l2 > 0:
             loss = loss + residual_penalty(r, self.cfg.residual_l2)
+        if self.cfg.bc_weight > 0 and b.demo is not None and b.demo.any():
+            bc, kept = self._demo_bc(b, obs, r, q)
+            loss = loss + bc
+            out |= {"bc_loss": bc.detach(), "bc_kept": kept}
         self.actor_opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.actor.parameters(), self.cfg.grad_clip)
@@ -236,6 +248,19 @@ class ResidualLearner:
         soft_update(self.actor_target, self.actor, self.cfg.tau)
         out |= {"actor_loss": loss.detach(), "residual_abs": r.detach().abs().mean()}
         return out
+
+    def _demo_bc(self, b: NStepBatch, obs: torch.Tensor, r: torch.Tensor,
+                 q_actor: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(weighted BC loss, share of demo rows the Q-filter kept) for the batch's demo rows."""
+        assert b.demo is not None
+        act = self._t(b.action)  # (B, Da) the demo's executed action
+        demo_r = ((act - obs[:, -self.action_dim:]) / self.scales).clamp(-1.0, 1.0)  # (B, Da)
+        is_demo = torch.as_tensor(b.demo, device=obs.device)  # (B,)
+        with torch.no_grad():
+            better = self.critic(obs, act).mean(0) > q_actor.detach().mean(0)  # (B,)
+            keep = (is_demo & better).float()
+            n_demo = is_demo.sum().float()
+        return demo_bc_loss(r, demo_r, keep, n_demo, self.cfg.bc_weight), keep.sum() / n_demo.clamp(min=1)
 
     def update(self, batches: Iterator[NStepBatch], actor: bool = True) -> dict[str, float]:
         """cfg.utd critic updates from `batches`, with an actor update every cfg.actor_every (unless actor=False,
@@ -290,14 +315,23 @@ class ResidualLearner:
 
 
 def concat(*batches: NStepBatch) -> NStepBatch:
-    """One batch holding every row of `batches`, in order."""
-    return NStepBatch(*(np.concatenate([getattr(b, f) for b in batches]) for f in
-                        ("obs", "action", "returns", "discount", "next_obs")))
+    """One batch holding every row of `batches`, in order (demo flags kept; rows without one are not demo rows)."""
+    flags = None
+    if any(b.demo is not None for b in batches):
+        flags = np.concatenate([np.zeros(len(b.returns), bool) if b.demo is None else b.demo for b in batches])
+    obs, action, returns, discount, next_obs = (np.concatenate([getattr(b, f) for b in batches]) for f in
+                                                ("obs", "action", "returns", "discount", "next_obs"))
+    return NStepBatch(obs, action, returns, discount, next_obs, demo=flags)
 
 
 def mix(online: Iterator[NStepBatch], demo: Iterator[NStepBatch] | None) -> Iterator[NStepBatch]:
     """Concatenate an online and a demo batch into one (their sizes set the mix: equal halves is RLPD's symmetric
-    sampling); online only without demos."""
+    sampling), the demo rows flagged; online only without demos."""
     while True:
         a = next(online)
-        yield a if demo is None else concat(a, next(demo))
+        if demo is None:
+            yield a
+        else:
+            d = next(demo)
+            d.demo = np.ones(len(d.returns), bool)
+            yield concat(a, d)

@@ -39,6 +39,15 @@ def residual_penalty(residual: torch.Tensor, weight: float) -> torch.Tensor:
     return weight * residual.pow(2).sum(-1).mean()
 
 
+def demo_bc_loss(residual: torch.Tensor, demo_residual: torch.Tensor, keep: torch.Tensor, n_demo: torch.Tensor,
+                 weight: float) -> torch.Tensor:
+    """weight * sum of |r - r_demo|^2 (summed over action dims) over the kept rows, divided by the number of demo
+    rows: a row the Q-filter drops counts as zero. residual, demo_residual: (B, Da); keep: (B,) float 0/1, zero on
+    non-demo rows; n_demo: () count of demo rows."""
+    err = (residual - demo_residual.detach()).pow(2).sum(-1)  # (B,)
+    return weight * (err * keep).sum() / n_demo.clamp(min=1)
+
+
 def sac_actor_loss(q: torch.Tensor, log_prob: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
     """E[alpha log pi - mean_k Q]. q: (K, B), log_prob: (B,)."""
     return (alpha.detach() * log_prob - q.mean(0)).mean()

@@ -25,6 +25,8 @@ class NStepBatch:
     """(B,) gamma^k, or 0 when the episode terminated inside the window (no bootstrap)."""
     next_obs: np.ndarray
     """(B, D) observation to bootstrap from (after step t+k-1)."""
+    demo: np.ndarray | None = None
+    """(B,) bool: the row came from the demo replay (None: no row did)."""
 
 
 class ReplayBuffer:

@@ -83,6 +83,10 @@ class TrainResidualConfig:
     goal_delta: bool = False
     """Goal-conditioned tasks whose goals are in the state: also give actor and critic the goal offset (achieved -
     desired) and its norm as inputs. A sparse goal reward is a step in that distance."""
+    bc_weight: float = 0.0
+    """Weight of a behaviour-cloning term on the demo rows of each batch in the actor loss, Q-filtered: only where
+    the critic values the demo's action above the actor's (Nair et al. 2018). The demos show precise placements; a
+    sparse reward gives the critic little to tell a 1 mm/step lateral correction from its opposite. 0: off."""
     q_bounds: tuple[float, float] | None = None
     """Clamp the critics' TD targets into [LO, HI] (--q-bounds 0 1 for a sparse 0/1 reward that ends the episode on
     success, every realrl task's). Default: unbounded. Without it the critic extrapolates below 0 where no data
@@ -179,7 +183,7 @@ def learner_config(cfg: TrainResidualConfig, action_names: tuple[str, ...] = ())
         if not any("gripper" in n for n in action_names):
             raise ConfigError(f"--gripper-noise: the env's actions {action_names} have no gripper dimension")
         over["noise_scale"] = tuple(cfg.gripper_noise if "gripper" in n else 1.0 for n in action_names)
-    for k in ("hidden", "n_heads", "utd", "lr", "q_bounds"):
+    for k in ("hidden", "n_heads", "utd", "lr", "q_bounds", "bc_weight"):
         if getattr(cfg, k) is not None:
             over[k] = getattr(cfg, k)
     return replace(c, **over)
