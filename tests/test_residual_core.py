@@ -162,6 +162,12 @@ def test_demo_bc_pulls_the_actor_toward_demo_actions_only_where_the_critic_prefe
     assert float(np.median(r_rl)) < -0.3  # (and the actor did move, away from the demo's action)
     with pytest.raises(ConfigError, match="bc_weight"):
         ResidualConfig(bc_weight=-1.0)
+    annealed = ResidualLearner(4, 1, ResidualConfig(hidden=(8,), n_heads=2, bc_weight=0.5, bc_anneal_updates=100))
+    weights = []
+    for n in (0, 50, 100, 150):
+        annealed.updates = n
+        weights.append(annealed.bc_weight_now())
+    assert weights == pytest.approx([0.5, 0.25, 0.0, 0.0])
 
 
 def test_noise_scale_shrinks_exploration_and_target_smoothing_per_dimension() -> None:

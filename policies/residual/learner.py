@@ -78,6 +78,9 @@ class ResidualConfig:
     residual to the one that reproduces the demo's action, clip((a_demo - base) / scale, -1, 1). Only rows where
     the critic values the demo's action above the actor's count (the Q-filter of Nair et al. 2018, so a demo never
     drags the actor below what the critic has learned). 0: off (ResFiT's pure RL actor)."""
+    bc_anneal_updates: int = 0
+    """Critic updates over which bc_weight falls linearly to 0 (0: constant). The demo term speeds up the start
+    and then holds the actor to the demos; annealing leaves the end to the critic."""
     q_bounds: tuple[float, float] | None = None
     """Clamp every TD target into [lo, hi], the range a true Q can take (a sparse 0/1 reward that ends the episode
     on success: 0 and 1). None: unbounded. An unbounded critic extrapolates below 0 in states no data continues from
@@ -98,8 +101,9 @@ class ResidualConfig:
             raise ConfigError(f"the learning rate must be > 0, got {self.lr}")
         if not all(0 <= x <= 1 for x in self.noise_scale):
             raise ConfigError(f"noise_scale factors must be in [0, 1], got {self.noise_scale}")
-        if not self.bc_weight >= 0:
-            raise ConfigError(f"bc_weight must be >= 0 (0: off), got {self.bc_weight}")
+        if not self.bc_weight >= 0 or self.bc_anneal_updates < 0:
+            raise ConfigError(f"bc_weight and bc_anneal_updates must be >= 0 (0: off / constant), got "
+                              f"{self.bc_weight} and {self.bc_anneal_updates}")
         if self.q_bounds is not None and not (len(self.q_bounds) == 2 and self.q_bounds[0] < self.q_bounds[1]):
             raise ConfigError(f"q_bounds must be (lo, hi) with lo < hi, got {self.q_bounds}")
 
@@ -237,7 +241,7 @@ class ResidualLearner:
             loss = deterministic_actor_loss(q)
         if self.cfg.residual_l2 > 0:
             loss = loss + residual_penalty(r, self.cfg.residual_l2)
-        if self.cfg.bc_weight > 0 and b.demo is not None and b.demo.any():
+        if self.bc_weight_now() > 0 and b.demo is not None and b.demo.any():
             bc, kept = self._demo_bc(b, obs, r, q)
             loss = loss + bc
             out |= {"bc_loss": bc.detach(), "bc_kept": kept}
@@ -260,7 +264,14 @@ class ResidualLearner:
             better = self.critic(obs, act).mean(0) > q_actor.detach().mean(0)  # (B,)
             keep = (is_demo & better).float()
             n_demo = is_demo.sum().float()
-        return demo_bc_loss(r, demo_r, keep, n_demo, self.cfg.bc_weight), keep.sum() / n_demo.clamp(min=1)
+        return demo_bc_loss(r, demo_r, keep, n_demo, self.bc_weight_now()), keep.sum() / n_demo.clamp(min=1)
+
+    def bc_weight_now(self) -> float:
+        """The demo term's weight at the current update count (bc_weight, annealed if configured)."""
+        c = self.cfg
+        if c.bc_anneal_updates <= 0:
+            return c.bc_weight
+        return c.bc_weight * max(0.0, 1.0 - self.updates / c.bc_anneal_updates)
 
     def update(self, batches: Iterator[NStepBatch], actor: bool = True) -> dict[str, float]:
         """cfg.utd critic updates from `batches`, with an actor update every cfg.actor_every (unless actor=False,

@@ -87,6 +87,9 @@ class TrainResidualConfig:
     """Weight of a behaviour-cloning term on the demo rows of each batch in the actor loss, Q-filtered: only where
     the critic values the demo's action above the actor's (Nair et al. 2018). The demos show precise placements; a
     sparse reward gives the critic little to tell a 1 mm/step lateral correction from its opposite. 0: off."""
+    bc_anneal_updates: int = 0
+    """Learner updates over which --bc-weight falls linearly to 0 (0: constant). With the CPU preset (UTD 1) one
+    update is made per env step after --warmup-steps, so 20000 ends the demo term about 21k env steps in."""
     q_bounds: tuple[float, float] | None = None
     """Clamp the critics' TD targets into [LO, HI] (--q-bounds 0 1 for a sparse 0/1 reward that ends the episode on
     success, every realrl task's). Default: unbounded. Without it the critic extrapolates below 0 where no data
@@ -183,7 +186,7 @@ def learner_config(cfg: TrainResidualConfig, action_names: tuple[str, ...] = ())
         if not any("gripper" in n for n in action_names):
             raise ConfigError(f"--gripper-noise: the env's actions {action_names} have no gripper dimension")
         over["noise_scale"] = tuple(cfg.gripper_noise if "gripper" in n else 1.0 for n in action_names)
-    for k in ("hidden", "n_heads", "utd", "lr", "q_bounds", "bc_weight"):
+    for k in ("hidden", "n_heads", "utd", "lr", "q_bounds", "bc_weight", "bc_anneal_updates"):
         if getattr(cfg, k) is not None:
             over[k] = getattr(cfg, k)
     return replace(c, **over)
