@@ -84,6 +84,8 @@ class FrankaNodeConfig:
     """TCP angular speed (rad/s) while homing."""
     home_tolerance: float = 0.01
     """Homing is done when the measured TCP is this close (m) to the home pose (and within 0.05 rad)."""
+    home_settle_speed: float = 0.02
+    """... and the measured TCP moves slower than this (m/s): the arm has come to rest at home, not passing through."""
     home_timeout_s: float = 30.0
     """Homing that does not reach the tolerance in this time (an obstacle, a stuck arm) is abandoned: the arm holds
     where it is and no acknowledgement is sent, so the client's reset fails with a clear error."""
@@ -95,7 +97,7 @@ class FrankaNodeConfig:
     def __post_init__(self) -> None:
         if not 0.99 < sum(q * q for q in self.home_pose[3:]) ** 0.5 < 1.01:
             raise ConfigError(f"home_pose must end in a unit wxyz quaternion, got {self.home_pose[3:]}")
-        for name in ("home_speed", "home_angular_speed", "home_tolerance", "home_timeout_s"):
+        for name in ("home_speed", "home_angular_speed", "home_tolerance", "home_settle_speed", "home_timeout_s"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"--{name.replace('_', '-')} must be > 0, got {getattr(self, name)}")
         lo, hi = self.workspace_low, self.workspace_high

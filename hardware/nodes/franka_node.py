@@ -43,6 +43,8 @@ class FrankaNode:
         self._hi = np.asarray(config.workspace_high, dtype=np.float64)
         self.measured: np.ndarray | None = None
         self._measured_stamp = 0.0
+        self._tcp_speed = np.inf  # m/s over the last >= 50 ms of measured poses (unknown until then)
+        self._speed_ref: tuple[float, np.ndarray] | None = None  # (stamp, position) the speed is measured from
         self.target: np.ndarray | None = None
         self._last_cmd = -np.inf
         self.counts = {"commands": 0, "speed_limited": 0, "workspace_clipped": 0, "lead_limited": 0, "anchored": 0,
@@ -64,8 +66,16 @@ class FrankaNode:
         pose = pose_array(msg)
         if not np.all(np.isfinite(pose)):
             raise ValueError("non-finite measured pose")
+        stamp = from_stamp(msg.header.stamp)
+        # Over >= 50 ms, not pose to pose: a 1 kHz driver's position jitter would read as speed.
+        ref = self._speed_ref
+        if ref is None or stamp < ref[0]:  # the first pose, or a clock that went back (a restarted sim)
+            self._speed_ref = (stamp, pose[:3].copy())
+        elif stamp - ref[0] >= 0.05:
+            self._tcp_speed = float(np.linalg.norm(pose[:3] - ref[1])) / (stamp - ref[0])
+            self._speed_ref = (stamp, pose[:3].copy())
         self.measured = pose
-        self._measured_stamp = from_stamp(msg.header.stamp)
+        self._measured_stamp = stamp
 
     def _on_twist(self, msg: TwistStamped) -> None:
         lin, ang = msg.twist.linear, msg.twist.angular
@@ -148,7 +158,10 @@ class FrankaNode:
         # Done once the target has arrived too: with the target still travelling the arm would move on after the
         # acknowledgement, and a client's first state would not be the home pose.
         arrived = self.target is not None and float(np.linalg.norm(self._home[:3] - self.target[:3])) < 1e-6
-        if arrived and pos_err <= c.home_tolerance and ang_err <= 0.05:
+        # ... and the arm at rest: an arm that lags its target passes through the tolerance still moving, and would
+        # overshoot home after the acknowledgement (seen in sim: 1.6 cm past it).
+        settled = self._tcp_speed <= c.home_settle_speed
+        if arrived and pos_err <= c.home_tolerance and ang_err <= 0.05 and settled:
             # In the robot's clock (the driver's stamps, sim time in sim): clients wait for states from here on.
             stamp = self._measured_stamp
             self._homing, self._homed = None, (rid, stamp)
