@@ -1,5 +1,7 @@
 """Residual RL core: n-step targets across episode ends and envs, ensemble target selection, zero-init actors."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -162,6 +164,10 @@ def test_demo_bc_pulls_the_actor_toward_demo_actions_only_where_the_critic_prefe
     assert float(np.median(r_rl)) < -0.3  # (and the actor did move, away from the demo's action)
     with pytest.raises(ConfigError, match="bc_weight"):
         ResidualConfig(bc_weight=-1.0)
+    from robot.sessions.residual import TrainResidualConfig
+
+    with pytest.raises(ConfigError, match="--demo-fraction 0 draws none"):
+        TrainResidualConfig(out=Path("unused"), base=Path("unused"), bc_weight=0.5, demo_fraction=0.0)
     annealed = ResidualLearner(4, 1, ResidualConfig(hidden=(8,), n_heads=2, bc_weight=0.5, bc_anneal_updates=100))
     weights = []
     for n in (0, 50, 100, 150):

@@ -241,8 +241,9 @@ class ResidualLearner:
             loss = deterministic_actor_loss(q)
         if self.cfg.residual_l2 > 0:
             loss = loss + residual_penalty(r, self.cfg.residual_l2)
-        if self.bc_weight_now() > 0 and b.demo is not None and b.demo.any():
-            bc, kept = self._demo_bc(b, obs, r, q)
+        bc_weight = self.bc_weight_now()
+        if bc_weight > 0 and b.demo is not None and b.demo.any():
+            bc, kept = self._demo_bc(b, obs, r, q, bc_weight)
             loss = loss + bc
             out |= {"bc_loss": bc.detach(), "bc_kept": kept}
         self.actor_opt.zero_grad(set_to_none=True)
@@ -253,8 +254,8 @@ class ResidualLearner:
         out |= {"actor_loss": loss.detach(), "residual_abs": r.detach().abs().mean()}
         return out
 
-    def _demo_bc(self, b: NStepBatch, obs: torch.Tensor, r: torch.Tensor,
-                 q_actor: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _demo_bc(self, b: NStepBatch, obs: torch.Tensor, r: torch.Tensor, q_actor: torch.Tensor,
+                 weight: float) -> tuple[torch.Tensor, torch.Tensor]:
         """(weighted BC loss, share of demo rows the Q-filter kept) for the batch's demo rows."""
         assert b.demo is not None
         act = self._t(b.action)  # (B, Da) the demo's executed action
@@ -264,7 +265,7 @@ class ResidualLearner:
             better = self.critic(obs, act).mean(0) > q_actor.detach().mean(0)  # (B,)
             keep = (is_demo & better).float()
             n_demo = is_demo.sum().float()
-        return demo_bc_loss(r, demo_r, keep, n_demo, self.bc_weight_now()), keep.sum() / n_demo.clamp(min=1)
+        return demo_bc_loss(r, demo_r, keep, n_demo, weight), keep.sum() / n_demo.clamp(min=1)
 
     def bc_weight_now(self) -> float:
         """The demo term's weight at the current update count (bc_weight, annealed if configured)."""

@@ -166,6 +166,9 @@ class TrainResidualConfig:
         if not 0.0 <= self.demo_fraction < 1.0:
             raise ConfigError(f"--demo-fraction must be in [0, 1) (online data is always sampled), got "
                               f"{self.demo_fraction}")
+        if self.bc_weight > 0 and self.demo_fraction == 0:
+            raise ConfigError("--bc-weight clones the demo rows of each batch, and --demo-fraction 0 draws none: "
+                              "give the demos a share of the batch, or leave --bc-weight out")
 
 
 def learner_config(cfg: TrainResidualConfig, action_names: tuple[str, ...] = ()) -> Any:
